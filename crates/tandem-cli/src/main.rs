@@ -1,1 +1,357 @@
-fn main() {}
+//! The `tandem` binary: parses arguments, calls tandem-pg, prints. No SQL here.
+
+mod args;
+mod demo;
+mod files;
+mod render;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tandem_core::migration::Migration;
+use tandem_core::planner::{self, PlanInput};
+use tandem_core::problem::Problem;
+use tandem_pg::introspect::read_schema;
+use tandem_pg::session::{Error, Options, Session};
+
+use args::{Cli, Command, Global, Latest};
+
+/// A command's failure: what to print and the exit code (1 failure, 2 bad input).
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure {
+            code: if e.is_bad_input() { 2 } else { 1 },
+            message: e.to_string(),
+        }
+    }
+}
+
+fn bad_input(problems: &[Problem]) -> Failure {
+    let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    Failure {
+        code: 2,
+        message: lines.join("\n"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn options(global: &Global) -> Options {
+    Options {
+        schema: global.schema.clone(),
+        state_schema: global.state_schema.clone(),
+        role: global.role.clone(),
+        exec: tandem_pg::executor::ExecOptions {
+            lock_timeout: global.lock_timeout,
+            lock_retry_for: global.lock_retry_for,
+            backfill_batch_size: global.backfill_batch_size.max(1),
+        },
+    }
+}
+
+fn url(global: &Global) -> Result<String, Failure> {
+    global
+        .postgres_url
+        .clone()
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .ok_or_else(|| Failure {
+            code: 2,
+            message: "no database given\n  hint: pass --postgres-url, or set TANDEM_PG_URL or DATABASE_URL".into(),
+        })
+}
+
+async fn connect(global: &Global) -> Result<Session, Failure> {
+    Ok(Session::connect(&url(global)?, options(global)).await?)
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init => {
+            connect(g).await?.init().await?;
+            println!(
+                "tandem is initialized (state schema \"{}\")",
+                g.state_schema
+            );
+        }
+        Command::Start {
+            file,
+            complete,
+            json,
+        } => {
+            let migration = files::load(&file).map_err(|p| bad_input(&p))?;
+            let mut session = connect(g).await?;
+            start(&mut session, &migration, complete, json).await?;
+        }
+        Command::Complete { json } => {
+            let mut session = connect(g).await?;
+            let record = session.complete(&render::progress(json)).await?;
+            report(
+                json,
+                serde_json::json!({"completed": record.name, "version_schema": record.version_schema}),
+                &format!("migration \"{}\" is complete", record.name),
+            );
+        }
+        Command::Rollback { json } => {
+            let mut session = connect(g).await?;
+            let record = session.rollback(&render::progress(json)).await?;
+            report(
+                json,
+                serde_json::json!({"rolled_back": record.name}),
+                &format!("migration \"{}\" is rolled back", record.name),
+            );
+        }
+        Command::Status { json } => {
+            let status = connect(g).await?.status().await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).unwrap_or_default()
+                );
+            } else {
+                print!("{}", render::status_text(&status));
+            }
+        }
+        Command::Latest { what, local } => latest(g, what, local.as_deref()).await?,
+        Command::Migrate {
+            dir,
+            complete,
+            json,
+        } => migrate(g, &dir, complete, json).await?,
+        Command::Plan { file, json } => {
+            let migration = files::load(&file).map_err(|p| bad_input(&p))?;
+            let plan = connect(g).await?.plan(&migration).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan).unwrap_or_default()
+                );
+            } else {
+                print!("{}", render::plan_text(&plan));
+            }
+        }
+        Command::Validate { path, json } => validate(g, &path, json).await?,
+        Command::Demo { dir } => demo::run(&dir).await?,
+    }
+    Ok(())
+}
+
+fn report(json: bool, value: serde_json::Value, text: &str) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+async fn start(
+    session: &mut Session,
+    migration: &Migration,
+    complete: bool,
+    json: bool,
+) -> Result<(), Failure> {
+    let plan = session.start(migration, &render::progress(json)).await?;
+    if complete {
+        session.complete(&render::progress(json)).await?;
+    }
+    let text = if complete {
+        format!(
+            "migration \"{}\" is complete; version schema: {}",
+            migration.name, plan.version_schema
+        )
+    } else {
+        format!(
+            "migration \"{}\" started; new version schema: {}\n  point the new app version at it (search_path), then run `tandem complete`",
+            migration.name, plan.version_schema
+        )
+    };
+    report(
+        json,
+        serde_json::json!({"migration": migration.name, "version_schema": plan.version_schema, "complete": complete}),
+        &text,
+    );
+    Ok(())
+}
+
+async fn migrate(g: &Global, dir: &Path, complete: bool, json: bool) -> Result<(), Failure> {
+    let migrations = files::load_dir(dir).map_err(|p| bad_input(&p))?;
+    let mut session = connect(g).await?;
+    let applied: Vec<String> = session
+        .history()
+        .await?
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    let pending: Vec<&Migration> = migrations
+        .iter()
+        .filter(|m| !applied.contains(&m.name))
+        .collect();
+    if pending.is_empty() {
+        report(
+            json,
+            serde_json::json!({"applied": []}),
+            "nothing to migrate: every file is applied",
+        );
+        return Ok(());
+    }
+    let mut names = Vec::new();
+    for (i, migration) in pending.iter().enumerate() {
+        let last = i + 1 == pending.len();
+        if !json {
+            eprintln!("migration \"{}\":", migration.name);
+        }
+        start(&mut session, migration, !last || complete, json).await?;
+        names.push(migration.name.clone());
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"applied": names, "completed_last": complete})
+        );
+    }
+    Ok(())
+}
+
+async fn latest(g: &Global, what: Latest, local: Option<&Path>) -> Result<(), Failure> {
+    let (schema, version) = match local {
+        Some(dir) => {
+            let migrations = files::load_dir(dir).map_err(|p| bad_input(&p))?;
+            let last = migrations.last();
+            (
+                last.map(|m| m.version_schema_name(&g.schema))
+                    .unwrap_or_else(|| g.schema.clone()),
+                last.map(|m| m.name.clone()),
+            )
+        }
+        None => {
+            let session = connect(g).await?;
+            (
+                session.latest_schema().await?,
+                session.latest_version().await?,
+            )
+        }
+    };
+    match what {
+        Latest::Schema => println!("{schema}"),
+        Latest::Version => println!("{}", version.unwrap_or_default()),
+        Latest::Url => println!("{}", url_with_search_path(&url(g)?, &schema)),
+    }
+    Ok(())
+}
+
+/// The connection string with `options=-c search_path=<schema>` added, in the string's own
+/// form (URL query parameter or key=value pair).
+fn url_with_search_path(url: &str, schema: &str) -> String {
+    let path = tandem_core::ident::quote_ident(schema);
+    let option = format!("-c search_path={path}");
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options={}", percent_encode(&option))
+    } else {
+        let escaped = option.replace('\\', "\\\\").replace('\'', "\\'");
+        format!("{url} options='{escaped}'")
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Checks files; with a connection, also against the live schema and each other.
+async fn validate(g: &Global, path: &Path, json: bool) -> Result<(), Failure> {
+    let migrations = if path.is_dir() {
+        files::load_dir(path)
+    } else {
+        files::load(path).map(|m| vec![m])
+    };
+    let migrations = match migrations {
+        Ok(m) => m,
+        Err(problems) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"valid": false, "problems": problems})
+                );
+                return Err(Failure {
+                    code: 2,
+                    message: format!("{} problem(s) found", problems.len()),
+                });
+            }
+            return Err(bad_input(&problems));
+        }
+    };
+    let mut problems = Vec::new();
+    if g.postgres_url.is_some() || std::env::var("DATABASE_URL").is_ok() {
+        let session = connect(g).await?;
+        let applied: Vec<String> = session
+            .history()
+            .await
+            .map(|h| h.into_iter().map(|r| r.name).collect())
+            .unwrap_or_default();
+        let mut schema = read_schema(session.client(), &g.schema)
+            .await
+            .map_err(Error::from)?;
+        for m in migrations.iter().filter(|m| !applied.contains(&m.name)) {
+            match planner::plan(&PlanInput {
+                schema: &schema,
+                migration: m,
+                previous_version_schema: None,
+            }) {
+                // Raw SQL changes what the planner cannot see: later files are checked for
+                // their format only.
+                Ok(plan) if plan.views_from_live_schema => break,
+                Ok(plan) => schema = plan.schema_after,
+                Err(found) => problems.extend(found.into_iter().map(|mut p| {
+                    p.file = Some(m.name.clone());
+                    p
+                })),
+            }
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"valid": problems.is_empty(), "migrations": migrations.len(), "problems": problems})
+        );
+    }
+    if !problems.is_empty() {
+        return Err(bad_input(&problems));
+    }
+    if !json {
+        println!("{} migration file(s) are valid", migrations.len());
+    }
+    Ok(())
+}

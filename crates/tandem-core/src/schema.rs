@@ -119,8 +119,7 @@ impl Table {
             .iter()
             .filter(|i| i.unique && !i.columns.is_empty() && !i.definition.contains(" WHERE "))
             .find_map(|i| {
-                let cols: Option<Vec<&Column>> =
-                    i.columns.iter().map(|n| self.column(n)).collect();
+                let cols: Option<Vec<&Column>> = i.columns.iter().map(|n| self.column(n)).collect();
                 cols.filter(|cs| cs.iter().all(|c| !c.nullable))
             })
     }

@@ -1,0 +1,5 @@
+pub mod cluster;
+pub mod executor;
+pub mod introspect;
+pub mod session;
+pub mod state;

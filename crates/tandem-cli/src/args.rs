@@ -1,0 +1,137 @@
+//! Command-line arguments (clap).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Zero-downtime PostgreSQL schema migrations: expand, run two app versions side by side, contract."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// PostgreSQL connection string (URL or key=value); falls back to DATABASE_URL.
+    #[arg(long, global = true, env = "TANDEM_PG_URL")]
+    pub postgres_url: Option<String>,
+    /// The schema whose tables tandem migrates.
+    #[arg(long, global = true, env = "TANDEM_SCHEMA", default_value = "public")]
+    pub schema: String,
+    /// Where tandem keeps its own state.
+    #[arg(
+        long,
+        global = true,
+        env = "TANDEM_STATE_SCHEMA",
+        default_value = "tandem"
+    )]
+    pub state_schema: String,
+    /// How long one DDL statement may wait for its lock before it is retried (e.g. 500ms, 2s).
+    #[arg(long, global = true, default_value = "500ms", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+    /// How long to keep retrying a statement that cannot get its lock (e.g. 10m).
+    #[arg(long, global = true, default_value = "10m", value_parser = parse_duration)]
+    pub lock_retry_for: Duration,
+    /// Rows per backfill batch.
+    #[arg(long, global = true, default_value_t = 1000)]
+    pub backfill_batch_size: i64,
+    /// Run tandem's statements as this role (SET ROLE).
+    #[arg(long, global = true)]
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create tandem's state schema (idempotent).
+    Init,
+    /// Expand: apply a migration so that old and new versions both work.
+    Start {
+        file: PathBuf,
+        /// Complete right after starting.
+        #[arg(long)]
+        complete: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Contract: finish the in-flight migration (old version's schema and columns go away).
+    Complete {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo the in-flight migration's start.
+    Rollback {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the applied migrations and what is in flight.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the latest version schema, migration name or connection URL.
+    Latest {
+        what: Latest,
+        /// Read the migration files of DIR instead of the database.
+        #[arg(long)]
+        local: Option<PathBuf>,
+    },
+    /// Apply every migration file of DIR not yet applied, in file-name order.
+    Migrate {
+        dir: PathBuf,
+        /// Also complete the last migration.
+        #[arg(long)]
+        complete: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the steps, locks and hazards of a migration without running it.
+    Plan {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check migration files (and, with a connection, against the live schema).
+    Validate {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the demo against a throwaway local PostgreSQL.
+    Demo {
+        /// The migration files to demonstrate.
+        #[arg(long, default_value = "migrations-examples")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Latest {
+    Schema,
+    Version,
+    Url,
+}
+
+/// `500ms`, `2s`, `10m`, or a bare number of milliseconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a duration (try 500ms, 2s or 10m)"))?;
+    match unit {
+        "" | "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" | "min" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!(
+            "unknown unit \"{unit}\" in \"{s}\" (use ms, s or m)"
+        )),
+    }
+}

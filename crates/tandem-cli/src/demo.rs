@@ -1,0 +1,3 @@
+pub async fn run(_dir: &std::path::Path) -> Result<(), crate::Failure> {
+    Ok(())
+}

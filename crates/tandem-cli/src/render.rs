@@ -1,0 +1,139 @@
+//! Human and JSON output. Progress goes to stderr; results to stdout.
+
+use tandem_core::plan::{Action, Plan, Step};
+use tandem_pg::executor::Event;
+use tandem_pg::session::Status;
+
+pub fn progress(json: bool) -> impl Fn(Event) + Send + Sync {
+    move |event| {
+        if json {
+            eprintln!("{}", event_json(&event));
+            return;
+        }
+        match event {
+            Event::Step { description } => eprintln!("  - {description}"),
+            Event::LockRetry { description, attempt, wait, blockers } => eprintln!(
+                "  ! could not get the lock to {description} (attempt {attempt}); retrying in {} ms; blocking: {blockers}",
+                wait.as_millis()
+            ),
+            Event::BackfillProgress { table, rows } => eprintln!("    backfilled {rows} rows of \"{table}\""),
+        }
+    }
+}
+
+fn event_json(event: &Event) -> serde_json::Value {
+    match event {
+        Event::Step { description } => {
+            serde_json::json!({"event": "step", "description": description})
+        }
+        Event::LockRetry {
+            description,
+            attempt,
+            wait,
+            blockers,
+        } => serde_json::json!({
+            "event": "lock_retry", "description": description, "attempt": attempt,
+            "wait_ms": wait.as_millis() as u64, "blockers": blockers}),
+        Event::BackfillProgress { table, rows } => {
+            serde_json::json!({"event": "backfill_progress", "table": table, "rows": rows})
+        }
+    }
+}
+
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = format!(
+        "migration \"{}\" on schema \"{}\" → version schema \"{}\"\n",
+        plan.migration, plan.schema, plan.version_schema
+    );
+    for (title, steps) in [
+        ("start", &plan.start),
+        ("complete", &plan.complete),
+        ("rollback", &plan.rollback),
+    ] {
+        out.push_str(&format!("\n{title}:\n"));
+        for (i, step) in steps.iter().enumerate() {
+            out.push_str(&step_text(i + 1, step));
+        }
+        if title == "start" && plan.views_from_live_schema {
+            out.push_str(
+                "  then: create the version schema's views from the schema the SQL leaves\n",
+            );
+        }
+    }
+    out
+}
+
+fn step_text(n: usize, step: &Step) -> String {
+    let tx = match &step.tx {
+        tandem_core::plan::Tx::Own => "own transaction".to_string(),
+        tandem_core::plan::Tx::None => "no transaction".to_string(),
+        tandem_core::plan::Tx::Group(g) => format!("transaction \"{g}\""),
+    };
+    let hazards = if step.hazards.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = step
+            .hazards
+            .iter()
+            .map(|h| {
+                serde_json::to_value(h)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            })
+            .collect();
+        format!(", hazards: {}", names.join(", "))
+    };
+    let lock = serde_json::to_value(step.lock)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let mut s = format!("  {n:>2}. {} [{lock}, {tx}{hazards}]\n", step.description);
+    match &step.action {
+        Action::Sql { sql } => s.push_str(&indent(sql)),
+        Action::Backfill(b) => s.push_str(&indent(&format!("batches of: {}", b.next_batch))),
+    }
+    s
+}
+
+fn indent(sql: &str) -> String {
+    sql.lines().map(|l| format!("        {l}\n")).collect()
+}
+
+pub fn status_text(status: &Status) -> String {
+    if !status.initialized {
+        return format!(
+            "schema \"{}\": tandem is not initialized here\nnext: {}\n",
+            status.schema, status.next
+        );
+    }
+    let mut out = format!(
+        "schema \"{}\" — latest version schema: {}\n",
+        status.schema, status.latest_schema
+    );
+    if status.history.is_empty() {
+        out.push_str("no migrations applied yet\n");
+    } else {
+        let width = status
+            .history
+            .iter()
+            .map(|m| m.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        out.push_str(&format!(
+            "  {:<width$}  {:<12}  {}\n",
+            "NAME", "PHASE", "VERSION SCHEMA"
+        ));
+        for m in &status.history {
+            out.push_str(&format!(
+                "  {:<width$}  {:<12}  {}\n",
+                m.name,
+                m.phase.as_str(),
+                m.version_schema
+            ));
+        }
+    }
+    out.push_str(&format!("next: {}\n", status.next));
+    out
+}

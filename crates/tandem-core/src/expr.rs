@@ -1,0 +1,107 @@
+//! Just enough SQL lexing to tell which column names an `up`/`down` expression mentions, so
+//! the sync trigger declares locals only for those (every local costs on every write).
+
+/// The identifiers in `sql`, as PostgreSQL would resolve them: unquoted ones folded to lower
+/// case, quoted ones verbatim. String literals, dollar-quoted strings and comments are skipped.
+pub fn identifiers(sql: &str) -> Vec<String> {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            i = skip_quoted(&chars, i, '\'');
+        } else if c == '"' {
+            let end = skip_quoted(&chars, i, '"');
+            let inner: String = chars[i + 1..end.saturating_sub(1).max(i + 1)]
+                .iter()
+                .collect();
+            out.push(inner.replace("\"\"", "\""));
+            i = end;
+        } else if c == '-' && chars.get(i + 1) == Some(&'-') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
+            i = skip_block_comment(&chars, i);
+        } else if c == '$' {
+            i = skip_dollar(&chars, i);
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            out.push(word.to_lowercase());
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Index just past the closing quote (a doubled quote does not close).
+fn skip_quoted(chars: &[char], start: usize, quote: char) -> usize {
+    let mut i = start + 1;
+    while i < chars.len() {
+        if chars[i] == quote {
+            if chars.get(i + 1) == Some(&quote) {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    chars.len()
+}
+
+fn skip_block_comment(chars: &[char], start: usize) -> usize {
+    let mut i = start + 2;
+    while i + 1 < chars.len() {
+        if chars[i] == '*' && chars[i + 1] == '/' {
+            return i + 2;
+        }
+        i += 1;
+    }
+    chars.len()
+}
+
+/// Skips `$tag$ ... $tag$`; a lone `$` (a parameter like `$1`) is stepped over.
+fn skip_dollar(chars: &[char], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+        i += 1;
+    }
+    if chars.get(i) != Some(&'$')
+        || chars[start + 1..i]
+            .first()
+            .is_some_and(|c| c.is_ascii_digit())
+    {
+        return start + 1;
+    }
+    let tag: Vec<char> = chars[start..=i].to_vec();
+    let mut j = i + 1;
+    while j + tag.len() <= chars.len() {
+        if chars[j..j + tag.len()] == tag[..] {
+            return j + tag.len();
+        }
+        j += 1;
+    }
+    chars.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identifiers;
+
+    #[test]
+    fn finds_names_and_skips_literals_and_comments() {
+        let ids = identifiers(
+            "UPPER(Name) || 'x ''y'' z' || \"Full \"\"N\"\"\" -- note\n /* c */ $q$ w $q$ || $1",
+        );
+        assert_eq!(ids, vec!["upper", "name", "Full \"N\""]);
+    }
+}

@@ -1,0 +1,270 @@
+//! `add_column`: the column is added at start under its final name (no view of an old version
+//! lists it, so old clients never see it), filled for existing rows and old-version writes by
+//! `up`. NOT NULL without a default is enforced by a `NOT VALID` check until complete, where
+//! the validated check lets `SET NOT NULL` skip its scan.
+
+use crate::ddl::{
+    check_clause, check_column, column_definition, foreign_key_clause, schema_column,
+};
+use crate::ident::{bounded_name, qualified, quote_ident, quote_literal};
+use crate::migration::AddColumn;
+use crate::ops::{unknown_table, Op};
+use crate::plan::{Hazard, Lock, Phase, Step, Tx};
+use crate::planner::PlanCx;
+use crate::problem::Problem;
+use crate::schema::Schema;
+
+impl Op for AddColumn {
+    fn check(&self, schema: &Schema) -> Vec<Problem> {
+        let Some(table) = schema.table(&self.table) else {
+            return vec![unknown_table("/table", &self.table, schema)];
+        };
+        let mut problems = check_column(&self.column, "/column");
+        if table.column(&self.column.name).is_some() {
+            problems.push(Problem::new(
+                "/column/name",
+                format!(
+                    "column \"{}\" already exists on table \"{}\"",
+                    self.column.name, self.table
+                ),
+            ));
+        }
+        let needs_up = !self.column.is_nullable()
+            && self.column.default.is_none()
+            && self.column.generated.is_none();
+        if needs_up && self.up.is_none() {
+            problems.push(
+                Problem::new("/up", format!("column \"{}\" is NOT NULL without a default, so existing rows need a value", self.column.name))
+                    .with_hint("add `up` (an SQL expression over the old row), a `default`, or set `nullable: true`"),
+            );
+        }
+        if self.column.is_pk() {
+            problems.push(
+                Problem::new("/column/pk", "add_column cannot add a primary-key column")
+                    .with_hint("use create_constraint of type primary_key"),
+            );
+        }
+        if let Some(r) = &self.column.references {
+            if schema.table(&r.table).is_none() {
+                problems.push(unknown_table("/column/references/table", &r.table, schema));
+            }
+        }
+        problems
+    }
+
+    fn plan(&self, schema: &mut Schema, cx: &mut PlanCx) {
+        let Some(table) = schema.table(&self.table) else {
+            return;
+        };
+        let physical_table = table.physical.clone();
+        let physical = free_physical_name(cx, &physical_table, &self.column.name);
+        let target = qualified(cx.base, &physical_table);
+        let column = quote_ident(&physical);
+        let group = Tx::Group(format!("add column {}", self.column.name));
+        cx.physical_column_added(&physical_table, &physical);
+        let mut spec = self.column.clone();
+        spec.name = physical.clone();
+        // A NOT NULL column with a default can be NOT NULL at once: every row gets the default.
+        let not_null_now = !self.column.is_nullable() && self.column.default.is_some();
+        let mut add = Step::sql(
+            Phase::Start,
+            format!(
+                "add column {} to {}",
+                quote_ident(&self.column.name),
+                quote_ident(&self.table)
+            ),
+            format!(
+                "ALTER TABLE {target} ADD COLUMN {}",
+                column_definition(&spec, !not_null_now)
+            ),
+        )
+        .lock(Lock::AccessExclusive)
+        .tx(group.clone());
+        if self.column.generated.is_some() {
+            add = add.hazard(Hazard::TableRewrite);
+        }
+        cx.start(add);
+        if let Some(comment) = &self.column.comment {
+            cx.start(
+                Step::sql(
+                    Phase::Start,
+                    "comment on the new column",
+                    format!(
+                        "COMMENT ON COLUMN {target}.{column} IS {}",
+                        quote_literal(comment)
+                    ),
+                )
+                .tx(group.clone()),
+            );
+        }
+        if let Some(check) = &self.column.check {
+            self.add_not_valid(
+                cx,
+                &target,
+                &physical_table,
+                &check_clause(check),
+                &check.name,
+                &group,
+            );
+        }
+        if let Some(r) = &self.column.references {
+            self.add_not_valid(
+                cx,
+                &target,
+                &physical_table,
+                &foreign_key_clause(cx.base, &physical, r),
+                &r.name,
+                &group,
+            );
+        }
+        if !self.column.is_nullable() && !not_null_now {
+            let name = bounded_name(&["_tandem_nn", &physical_table, &physical]);
+            let clause = format!(
+                "CONSTRAINT {} CHECK ({column} IS NOT NULL)",
+                quote_ident(&name)
+            );
+            self.add_not_valid(cx, &target, &physical_table, &clause, &name, &group);
+            cx.contract(
+                &physical_table,
+                Step::sql(
+                    Phase::Complete,
+                    "make the column NOT NULL (the validated check spares the scan)",
+                    format!(
+                        "ALTER TABLE {target} ALTER COLUMN {} SET NOT NULL",
+                        quote_ident(&self.column.name)
+                    ),
+                )
+                .lock(Lock::AccessExclusive),
+            );
+            cx.contract(
+                &physical_table,
+                Step::sql(
+                    Phase::Complete,
+                    "drop the temporary NOT NULL check",
+                    format!(
+                        "ALTER TABLE {target} DROP CONSTRAINT {}",
+                        quote_ident(&name)
+                    ),
+                )
+                .lock(Lock::AccessExclusive),
+            );
+        }
+        if self.column.is_unique() {
+            self.add_unique(cx, &target, &physical_table, &physical);
+        }
+        if let Some(up) = &self.up {
+            cx.sync_up(&physical_table, &physical, up);
+            cx.backfill(&physical_table, &physical, up);
+        }
+        cx.rollback(
+            Step::sql(
+                Phase::Rollback,
+                format!(
+                    "drop column {} of {}",
+                    quote_ident(&physical),
+                    quote_ident(&physical_table)
+                ),
+                format!("ALTER TABLE {target} DROP COLUMN IF EXISTS {column}"),
+            )
+            .lock(Lock::AccessExclusive),
+        );
+        if let Some(t) = schema.table_mut(&self.table) {
+            let mut col = schema_column(&self.column, &physical);
+            col.nullable = self.column.is_nullable();
+            t.columns.push(col);
+        }
+    }
+}
+
+impl AddColumn {
+    /// Adds a constraint `NOT VALID` at start (no scan under the lock) and validates it at
+    /// complete, before the contract's exclusive lock.
+    fn add_not_valid(
+        &self,
+        cx: &mut PlanCx,
+        target: &str,
+        physical_table: &str,
+        clause: &str,
+        name: &str,
+        group: &Tx,
+    ) {
+        cx.start(
+            Step::sql(
+                Phase::Start,
+                format!("add constraint {} NOT VALID", quote_ident(name)),
+                format!("ALTER TABLE {target} ADD {clause} NOT VALID"),
+            )
+            .lock(Lock::AccessExclusive)
+            .tx(group.clone()),
+        );
+        cx.validate_on_complete(
+            Step::sql(
+                Phase::Complete,
+                format!("validate constraint {}", quote_ident(name)),
+                format!(
+                    "ALTER TABLE {target} VALIDATE CONSTRAINT {}",
+                    quote_ident(name)
+                ),
+            )
+            .lock(Lock::ShareUpdateExclusive),
+        );
+        let _ = physical_table;
+    }
+
+    /// Builds the unique index without blocking writes, and attaches it as a constraint at
+    /// complete (a catalog-only change).
+    fn add_unique(&self, cx: &mut PlanCx, target: &str, physical_table: &str, physical: &str) {
+        let index = bounded_name(&[physical_table, &self.column.name, "key"]);
+        cx.start(
+            Step::sql(
+                Phase::Start,
+                format!("build unique index {} concurrently", quote_ident(&index)),
+                format!(
+                    "CREATE UNIQUE INDEX CONCURRENTLY {} ON {target} ({})",
+                    quote_ident(&index),
+                    quote_ident(physical)
+                ),
+            )
+            .tx(Tx::None)
+            .lock(Lock::ShareUpdateExclusive)
+            .hazard(Hazard::IndexBuild),
+        );
+        cx.contract(
+            physical_table,
+            Step::sql(
+                Phase::Complete,
+                format!(
+                    "attach unique index {} as a constraint",
+                    quote_ident(&index)
+                ),
+                format!(
+                    "ALTER TABLE {target} ADD CONSTRAINT {} UNIQUE USING INDEX {}",
+                    quote_ident(&index),
+                    quote_ident(&index)
+                ),
+            )
+            .lock(Lock::AccessExclusive),
+        );
+        cx.rollback(
+            Step::sql(
+                Phase::Rollback,
+                format!("drop index {}", quote_ident(&index)),
+                format!(
+                    "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                    qualified(cx.base, &index)
+                ),
+            )
+            .tx(Tx::None),
+        );
+    }
+}
+
+/// The column's own name when the table has no physical column of that name (one dropped in
+/// this migration still exists until complete), else a shadow name.
+fn free_physical_name(cx: &PlanCx, physical_table: &str, name: &str) -> String {
+    if cx.has_physical_column(physical_table, name) {
+        bounded_name(&["_tandem_new", name])
+    } else {
+        name.to_string()
+    }
+}

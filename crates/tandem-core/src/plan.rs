@@ -1,0 +1,137 @@
+//! A plan is data: the ordered steps of each phase, each carrying its SQL, whether it runs in
+//! a transaction, the lock it takes and its hazards. The executor runs it without knowing any
+//! operation by name, and `tandem plan` prints it.
+
+use serde::Serialize;
+
+use crate::schema::Schema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Start,
+    Complete,
+    Rollback,
+}
+
+/// The strongest table lock a statement takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Lock {
+    None,
+    AccessShare,
+    RowExclusive,
+    ShareUpdateExclusive,
+    Share,
+    ShareRowExclusive,
+    AccessExclusive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Hazard {
+    AcquiresAccessExclusiveLock,
+    TableRewrite,
+    IndexBuild,
+    DeletesData,
+    Backfill,
+    RunsArbitrarySql,
+}
+
+/// How a step relates to transactions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tx {
+    /// In a transaction of its own.
+    Own,
+    /// Outside any transaction (`CREATE INDEX CONCURRENTLY`).
+    None,
+    /// Consecutive steps with the same group run in one transaction.
+    Group(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    Sql { sql: String },
+    Backfill(Backfill),
+}
+
+/// A keyset-paginated, set-based backfill of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backfill {
+    pub table: String,
+    /// The physical columns the batches fill.
+    pub columns: Vec<String>,
+    pub key: Vec<String>,
+    /// The first batch: `$1` is the batch size. Returns the last key (as text, one column per
+    /// key column) and the number of rows of the batch, or no row when the table is done.
+    pub first_batch: String,
+    /// The following batches: `$1..$n` the last key as text, `$n+1` the batch size.
+    pub next_batch: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub phase: Phase,
+    /// What the step does, in plain words.
+    pub description: String,
+    #[serde(flatten)]
+    pub action: Action,
+    pub tx: Tx,
+    pub lock: Lock,
+    pub hazards: Vec<Hazard>,
+}
+
+impl Step {
+    pub fn sql(phase: Phase, description: impl Into<String>, sql: impl Into<String>) -> Self {
+        Step {
+            phase,
+            description: description.into(),
+            action: Action::Sql { sql: sql.into() },
+            tx: Tx::Own,
+            lock: Lock::None,
+            hazards: Vec::new(),
+        }
+    }
+    pub fn lock(mut self, lock: Lock) -> Self {
+        self.lock = lock;
+        if lock == Lock::AccessExclusive
+            && !self.hazards.contains(&Hazard::AcquiresAccessExclusiveLock)
+        {
+            self.hazards.push(Hazard::AcquiresAccessExclusiveLock);
+        }
+        self
+    }
+    pub fn hazard(mut self, hazard: Hazard) -> Self {
+        if !self.hazards.contains(&hazard) {
+            self.hazards.push(hazard);
+        }
+        self
+    }
+    pub fn tx(mut self, tx: Tx) -> Self {
+        self.tx = tx;
+        self
+    }
+    pub fn sql_text(&self) -> Option<&str> {
+        match &self.action {
+            Action::Sql { sql } => Some(sql),
+            Action::Backfill(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub migration: String,
+    pub schema: String,
+    pub version_schema: String,
+    pub start: Vec<Step>,
+    pub complete: Vec<Step>,
+    pub rollback: Vec<Step>,
+    /// The schema as the new version sees it once the migration is complete.
+    pub schema_after: Schema,
+    /// Raw SQL at start may create tables the planner cannot see: the executor re-reads the
+    /// schema after the start steps and creates the version schema's views from what it finds.
+    pub views_from_live_schema: bool,
+}

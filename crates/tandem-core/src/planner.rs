@@ -1,0 +1,369 @@
+//! The planner: (schema, migration) in, [`Plan`] out. Pure: no I/O.
+
+use std::collections::BTreeMap;
+
+use crate::ident::{qualified, quote_ident};
+use crate::migration::{Migration, Operation};
+use crate::ops::op_for;
+use crate::plan::{Action, Hazard, Lock, Phase, Plan, Step, Tx};
+use crate::problem::{pointer_token, Problem};
+use crate::schema::Schema;
+use crate::{backfill, sync, views};
+
+pub struct PlanInput<'a> {
+    /// The live schema before the migration (no migration in flight: logical = physical).
+    pub schema: &'a Schema,
+    pub migration: &'a Migration,
+    /// The version schema of the previous, completed migration, dropped at complete.
+    pub previous_version_schema: Option<&'a str>,
+}
+
+/// What operations contribute while they are planned. The planner assembles it into phases.
+pub struct PlanCx<'a> {
+    pub base: &'a str,
+    pub version_schema: &'a str,
+    /// The schema before the migration: the shape old clients see.
+    pub before: &'a Schema,
+    pub(crate) pointer: String,
+    pub(crate) start: Vec<Step>,
+    pub(crate) rollback: Vec<Vec<Step>>,
+    pub(crate) validate: Vec<Step>,
+    /// Per physical table: steps run inside that table's contract transaction, after its
+    /// columns have their final names.
+    pub(crate) contract: BTreeMap<String, Vec<Step>>,
+    pub(crate) complete_after: Vec<Step>,
+    pub(crate) sync: BTreeMap<String, sync::TableSync>,
+    pub(crate) backfills: BTreeMap<String, backfill::Request>,
+    pub(crate) views_from_live_schema: bool,
+    pub(crate) problems: Vec<Problem>,
+    /// The base tables and their columns as they physically are once start has run: the
+    /// contract drops what the new version no longer shows and renames the rest into place.
+    pub(crate) physical: BTreeMap<String, Vec<String>>,
+}
+
+impl PlanCx<'_> {
+    pub fn start(&mut self, step: Step) {
+        self.start.push(step);
+    }
+    pub fn rollback(&mut self, step: Step) {
+        if let Some(current) = self.rollback.last_mut() {
+            current.push(step);
+        }
+    }
+    pub fn validate_on_complete(&mut self, step: Step) {
+        self.validate.push(step);
+    }
+    /// A step for the contract transaction of `physical_table`.
+    pub fn contract(&mut self, physical_table: &str, step: Step) {
+        self.contract
+            .entry(physical_table.to_string())
+            .or_default()
+            .push(step);
+    }
+    pub fn complete_after(&mut self, step: Step) {
+        self.complete_after.push(step);
+    }
+    /// Old-version writes to `physical_table` set `column` to `up` (old-shape names).
+    pub fn sync_up(&mut self, physical_table: &str, column: &str, up: &str) {
+        self.sync
+            .entry(physical_table.to_string())
+            .or_default()
+            .ups
+            .push((column.to_string(), up.to_string()));
+    }
+    /// New-version writes to `physical_table` set `column` to `down` (new-shape names).
+    pub fn sync_down(&mut self, physical_table: &str, column: &str, down: &str) {
+        self.sync
+            .entry(physical_table.to_string())
+            .or_default()
+            .downs
+            .push((column.to_string(), down.to_string()));
+    }
+    /// Existing rows of `physical_table` get `column = up`, in the table's one backfill pass.
+    pub fn backfill(&mut self, physical_table: &str, column: &str, up: &str) {
+        let pointer = self.pointer.clone();
+        let request = self
+            .backfills
+            .entry(physical_table.to_string())
+            .or_insert_with(|| backfill::Request {
+                pointer,
+                assignments: Vec::new(),
+            });
+        request
+            .assignments
+            .push((column.to_string(), up.to_string()));
+    }
+    /// Records a table that start creates.
+    pub fn physical_table_created(&mut self, table: &str, columns: Vec<String>) {
+        self.physical.insert(table.to_string(), columns);
+    }
+    /// Records a table that start sets aside (it is dropped by the operation's own steps).
+    pub fn physical_table_set_aside(&mut self, table: &str) {
+        self.physical.remove(table);
+    }
+    pub fn physical_column_added(&mut self, table: &str, column: &str) {
+        self.physical
+            .entry(table.to_string())
+            .or_default()
+            .push(column.to_string());
+    }
+    pub fn has_physical_column(&self, table: &str, column: &str) -> bool {
+        self.physical
+            .get(table)
+            .is_some_and(|cols| cols.iter().any(|c| c == column))
+    }
+    pub fn views_from_live_schema(&mut self) {
+        self.views_from_live_schema = true;
+    }
+    /// A problem found while planning, relative to the current operation.
+    pub fn problem(&mut self, problem: Problem) {
+        let p = problem.under(&self.pointer);
+        self.problems.push(p);
+    }
+}
+
+/// Plans `input.migration`, or returns every problem found (pointers from the file's root).
+pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
+    let base = input.schema.name.as_str();
+    let version_schema = input.migration.version_schema_name(base);
+    let mut cx = PlanCx {
+        base,
+        version_schema: &version_schema,
+        before: input.schema,
+        pointer: String::new(),
+        start: Vec::new(),
+        rollback: Vec::new(),
+        validate: Vec::new(),
+        contract: BTreeMap::new(),
+        complete_after: Vec::new(),
+        sync: BTreeMap::new(),
+        backfills: BTreeMap::new(),
+        views_from_live_schema: false,
+        problems: isolation_problems(input.migration),
+        physical: input
+            .schema
+            .tables
+            .iter()
+            .map(|t| {
+                (
+                    t.physical.clone(),
+                    t.columns.iter().map(|c| c.physical.clone()).collect(),
+                )
+            })
+            .collect(),
+    };
+    let mut schema = input.schema.clone();
+    for (i, operation) in input.migration.operations.iter().enumerate() {
+        let op = op_for(operation);
+        cx.pointer = format!("/operations/{i}/{}", pointer_token(operation.key()));
+        let found = op.check(&schema);
+        if !found.is_empty() {
+            let prefix = cx.pointer.clone();
+            cx.problems
+                .extend(found.into_iter().map(|p| p.under(&prefix)));
+            continue;
+        }
+        cx.rollback.push(Vec::new());
+        op.plan(&mut schema, &mut cx);
+    }
+    let start = start_steps(&mut cx, &schema);
+    if !cx.problems.is_empty() {
+        return Err(cx.problems);
+    }
+    Ok(Plan {
+        migration: input.migration.name.clone(),
+        schema: base.to_string(),
+        version_schema: version_schema.clone(),
+        rollback: rollback_steps(&cx),
+        complete: complete_steps(&cx, &schema, input.previous_version_schema),
+        start,
+        schema_after: schema,
+        views_from_live_schema: cx.views_from_live_schema,
+    })
+}
+
+/// Raw SQL run at start can change anything, so (as in pgroll) it must be alone.
+fn isolation_problems(migration: &Migration) -> Vec<Problem> {
+    if migration.operations.len() < 2 {
+        return Vec::new();
+    }
+    migration
+        .operations
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| matches!(op, Operation::Sql(s) if !s.on_complete.unwrap_or(false)))
+        .map(|(i, _)| {
+            Problem::new(
+                format!("/operations/{i}/sql"),
+                "a `sql` operation that runs at start must be the only operation of its migration",
+            )
+            .with_hint("move it into a migration of its own, or set `onComplete: true`")
+        })
+        .collect()
+}
+
+fn start_steps(cx: &mut PlanCx, after: &Schema) -> Vec<Step> {
+    let mut steps = std::mem::take(&mut cx.start);
+    for (table, table_sync) in &cx.sync {
+        steps.extend(sync::install_steps(cx, after, table, table_sync));
+    }
+    let requests = std::mem::take(&mut cx.backfills);
+    for (table, request) in &requests {
+        match backfill::plan(cx.base, cx.before, table, request) {
+            Ok(b) => steps.push(Step {
+                phase: Phase::Start,
+                description: format!("backfill existing rows of {}", quote_ident(table)),
+                action: Action::Backfill(b),
+                tx: Tx::Own,
+                lock: Lock::RowExclusive,
+                hazards: vec![Hazard::Backfill],
+            }),
+            Err(p) => cx.problems.push(p),
+        }
+    }
+    cx.backfills = requests;
+    if !cx.views_from_live_schema {
+        steps.extend(views::create_version_schema(after, cx.version_schema));
+    }
+    steps
+}
+
+fn rollback_steps(cx: &PlanCx) -> Vec<Step> {
+    let mut steps = vec![views::drop_version_schema(
+        cx.version_schema,
+        Phase::Rollback,
+    )];
+    for table in cx.sync.keys() {
+        steps.extend(sync::remove_steps(cx.base, table, Phase::Rollback, Tx::Own));
+    }
+    for op_steps in cx.rollback.iter().rev() {
+        steps.extend(op_steps.iter().cloned());
+    }
+    steps
+}
+
+fn complete_steps(cx: &PlanCx, after: &Schema, previous: Option<&str>) -> Vec<Step> {
+    let mut steps = cx.validate.clone();
+    if let Some(previous) = previous {
+        steps.push(views::drop_version_schema(previous, Phase::Complete));
+    }
+    for (physical, columns) in &cx.physical {
+        let Some(after_table) = after.table_by_physical(physical) else {
+            continue;
+        };
+        let group = Tx::Group(format!("contract {physical}"));
+        let mut table_steps = Vec::new();
+        if cx.sync.contains_key(physical) {
+            table_steps.extend(sync::remove_steps(
+                cx.base,
+                physical,
+                Phase::Complete,
+                group.clone(),
+            ));
+        }
+        table_steps.extend(contract_columns(
+            cx.base,
+            physical,
+            columns,
+            after_table,
+            &group,
+        ));
+        if let Some(extra) = cx.contract.get(physical) {
+            table_steps.extend(extra.iter().cloned().map(|s| s.tx(group.clone())));
+        }
+        if after_table.name != after_table.physical {
+            table_steps.push(
+                Step::sql(
+                    Phase::Complete,
+                    format!(
+                        "rename table {} to {}",
+                        quote_ident(&after_table.physical),
+                        quote_ident(&after_table.name)
+                    ),
+                    format!(
+                        "ALTER TABLE {} RENAME TO {}",
+                        qualified(cx.base, &after_table.physical),
+                        quote_ident(&after_table.name)
+                    ),
+                )
+                .lock(Lock::AccessExclusive)
+                .tx(group.clone()),
+            );
+        }
+        steps.extend(table_steps);
+    }
+    steps.extend(cx.complete_after.iter().cloned());
+    steps
+}
+
+/// Drops the physical columns the new version no longer shows and gives the rest their
+/// final names, renaming through temporary names when two renames would collide.
+fn contract_columns(
+    base: &str,
+    physical: &str,
+    columns: &[String],
+    after: &crate::schema::Table,
+    group: &Tx,
+) -> Vec<Step> {
+    let table = qualified(base, physical);
+    let mut steps = Vec::new();
+    for column in columns {
+        if after.column_by_physical(column).is_none() {
+            steps.push(
+                Step::sql(
+                    Phase::Complete,
+                    format!(
+                        "drop column {} of {}",
+                        quote_ident(column),
+                        quote_ident(physical)
+                    ),
+                    format!("ALTER TABLE {table} DROP COLUMN {}", quote_ident(column)),
+                )
+                .lock(Lock::AccessExclusive)
+                .hazard(Hazard::DeletesData)
+                .tx(group.clone()),
+            );
+        }
+    }
+    let renames: Vec<(&str, &str)> = after
+        .columns
+        .iter()
+        .filter(|c| c.name != c.physical)
+        .map(|c| (c.physical.as_str(), c.name.as_str()))
+        .collect();
+    let collides = renames.iter().any(|(_, to)| {
+        after
+            .columns
+            .iter()
+            .any(|c| c.physical == *to && c.name != c.physical)
+    });
+    let rename = |from: &str, to: &str| {
+        Step::sql(
+            Phase::Complete,
+            format!(
+                "rename column {} of {} to {}",
+                quote_ident(from),
+                quote_ident(physical),
+                quote_ident(to)
+            ),
+            format!(
+                "ALTER TABLE {table} RENAME COLUMN {} TO {}",
+                quote_ident(from),
+                quote_ident(to)
+            ),
+        )
+        .lock(Lock::AccessExclusive)
+        .tx(group.clone())
+    };
+    if collides {
+        for (i, (from, _)) in renames.iter().enumerate() {
+            steps.push(rename(from, &format!("_tandem_tmp_{i}")));
+        }
+        for (i, (_, to)) in renames.iter().enumerate() {
+            steps.push(rename(&format!("_tandem_tmp_{i}"), to));
+        }
+    } else {
+        steps.extend(renames.iter().map(|(from, to)| rename(from, to)));
+    }
+    steps
+}

@@ -1,0 +1,160 @@
+//! Sync triggers: one `BEFORE INSERT OR UPDATE` row trigger per changed table, translating
+//! writes between the old and the new shape.
+//!
+//! The trigger runs on every write of a busy table, so its body is lean: the version schema's
+//! name is baked in as a literal, nothing is looked up per row, and locals are declared only
+//! for the columns that `up`/`down` mention.
+
+use crate::expr::identifiers;
+use crate::ident::{bounded_name, dollar_quote, qualified, quote_ident, quote_literal};
+use crate::plan::{Lock, Phase, Step, Tx};
+use crate::planner::PlanCx;
+use crate::schema::{Schema, Table};
+
+/// The value of `tandem.version` under which the backfill writes: the trigger leaves those
+/// rows alone because the batch computed `up` itself.
+pub const BACKFILL_MARKER: &str = "_tandem_backfill";
+
+#[derive(Debug, Default, Clone)]
+pub struct TableSync {
+    /// (physical column, `up` in old-shape names), for writes from old versions.
+    pub ups: Vec<(String, String)>,
+    /// (physical column, `down` in new-shape names), for writes from the new version.
+    pub downs: Vec<(String, String)>,
+}
+
+pub fn function_name(physical_table: &str) -> String {
+    bounded_name(&["_tandem_sync", physical_table])
+}
+
+pub fn install_steps(cx: &PlanCx, after: &Schema, table: &str, sync: &TableSync) -> Vec<Step> {
+    let name = function_name(table);
+    let old_shape = cx.before.table_by_physical(table);
+    let new_shape = after.table_by_physical(table);
+    let body = function_body(cx.version_schema, old_shape, new_shape, sync);
+    vec![
+        Step::sql(
+            Phase::Start,
+            format!("create the sync function for {}", quote_ident(table)),
+            format!(
+                "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}",
+                qualified(cx.base, &name),
+                dollar_quote(&body)
+            ),
+        ),
+        Step::sql(
+            Phase::Start,
+            format!("install the sync trigger on {}", quote_ident(table)),
+            format!(
+                "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
+                quote_ident(&name),
+                qualified(cx.base, table),
+                qualified(cx.base, &name)
+            ),
+        )
+        .lock(Lock::ShareRowExclusive),
+    ]
+}
+
+pub fn remove_steps(base: &str, table: &str, phase: Phase, tx: Tx) -> Vec<Step> {
+    let name = function_name(table);
+    vec![
+        Step::sql(
+            phase,
+            format!("remove the sync trigger from {}", quote_ident(table)),
+            format!(
+                "DROP TRIGGER IF EXISTS {} ON {}",
+                quote_ident(&name),
+                qualified(base, table)
+            ),
+        )
+        .lock(Lock::AccessExclusive)
+        .tx(tx.clone()),
+        Step::sql(
+            phase,
+            format!("drop the sync function of {}", quote_ident(table)),
+            format!("DROP FUNCTION IF EXISTS {}()", qualified(base, &name)),
+        )
+        .tx(tx),
+    ]
+}
+
+fn function_body(
+    version_schema: &str,
+    old_shape: Option<&Table>,
+    new_shape: Option<&Table>,
+    sync: &TableSync,
+) -> String {
+    let up_locals = locals(old_shape, sync.ups.iter().map(|(_, e)| e.as_str()));
+    let down_locals = locals(new_shape, sync.downs.iter().map(|(_, e)| e.as_str()));
+    let mut declare = String::from(
+        "DECLARE\n  _tandem_version text := current_setting('tandem.version', true);\n",
+    );
+    for l in up_locals.iter().chain(&down_locals) {
+        declare.push_str(&format!("  {} {};\n", l.var, l.type_name));
+    }
+    let literal = quote_literal(version_schema);
+    let mut body = format!(
+        "#variable_conflict use_variable\n{declare}BEGIN\n  IF _tandem_version = {marker} THEN\n    RETURN NEW;\n  END IF;\n  IF (CASE WHEN _tandem_version IS NULL OR _tandem_version = '' THEN {literal} = ANY (current_schemas(false)) ELSE _tandem_version = {literal} END) THEN\n",
+        marker = quote_literal(BACKFILL_MARKER),
+    );
+    body.push_str(&assignments(&down_locals, &sync.downs));
+    body.push_str("  ELSE\n");
+    body.push_str(&assignments(&up_locals, &sync.ups));
+    body.push_str("  END IF;\n  RETURN NEW;\nEND");
+    body
+}
+
+struct Local {
+    /// The variable as `up`/`down` spell it: the column's name in that shape.
+    var: String,
+    physical: String,
+    type_name: String,
+}
+
+/// Locals for the columns of `shape` that the expressions mention. They are named after the
+/// column so a bare column name in the expression means the row's value.
+fn locals<'a>(shape: Option<&Table>, exprs: impl Iterator<Item = &'a str>) -> Vec<Local> {
+    let Some(table) = shape else {
+        return Vec::new();
+    };
+    let mentioned: Vec<String> = exprs.flat_map(identifiers).collect();
+    table
+        .columns
+        .iter()
+        .filter(|c| mentioned.iter().any(|m| *m == c.name))
+        .map(|c| Local {
+            var: quote_ident(&c.name),
+            physical: c.physical.clone(),
+            type_name: variable_type(&c.type_name),
+        })
+        .collect()
+}
+
+fn assignments(locals: &[Local], targets: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for l in locals {
+        out.push_str(&format!(
+            "    {} := NEW.{};\n",
+            l.var,
+            quote_ident(&l.physical)
+        ));
+    }
+    for (column, expr) in targets {
+        out.push_str(&format!("    NEW.{} := ({expr});\n", quote_ident(column)));
+    }
+    if out.is_empty() {
+        out.push_str("    NULL;\n");
+    }
+    out
+}
+
+/// `serial` and friends are column shorthands, not types a variable can have.
+fn variable_type(column_type: &str) -> String {
+    match column_type.trim().to_ascii_lowercase().as_str() {
+        "serial" | "serial4" => "integer".to_string(),
+        "bigserial" | "serial8" => "bigint".to_string(),
+        "smallserial" | "serial2" => "smallint".to_string(),
+        _ => column_type.to_string(),
+    }
+}

@@ -1,0 +1,344 @@
+//! Runs plan steps: each DDL statement under a short `lock_timeout`, retried with exponential
+//! backoff and jitter while the budget lasts, so the application never queues behind tandem
+//! for longer than the lock timeout. Knows no operation by name.
+
+use std::time::{Duration, Instant};
+
+use tandem_core::ident::quote_literal;
+use tandem_core::plan::{Action, Backfill, Step, Tx};
+use tandem_core::sync::BACKFILL_MARKER;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Client;
+
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub lock_timeout: Duration,
+    /// How long to keep retrying a statement that cannot get its lock.
+    pub lock_retry_for: Duration,
+    pub backfill_batch_size: i64,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            lock_timeout: Duration::from_millis(500),
+            lock_retry_for: Duration::from_secs(600),
+            backfill_batch_size: 1000,
+        }
+    }
+}
+
+/// What the executor reports while it works; the CLI renders it.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Step {
+        description: String,
+    },
+    LockRetry {
+        description: String,
+        attempt: u32,
+        wait: Duration,
+        blockers: String,
+    },
+    BackfillProgress {
+        table: String,
+        rows: u64,
+    },
+}
+
+#[derive(Debug)]
+pub enum ExecError {
+    /// The lock could not be had within the retry budget.
+    LockTimeout {
+        step: String,
+        attempts: u32,
+        blockers: String,
+    },
+    /// PostgreSQL refused a statement.
+    StepFailed {
+        step: String,
+        sql: String,
+        error: tokio_postgres::Error,
+    },
+}
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecError::LockTimeout { step, attempts, blockers } => write!(
+                f,
+                "could not get the lock to {step} after {attempts} attempts; blocking sessions: {blockers}"
+            ),
+            ExecError::StepFailed { step, error, .. } => {
+                write!(f, "failed to {step}: {}", db_message(error))
+            }
+        }
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+/// PostgreSQL's own message, detail and hint, rather than the driver's "db error".
+pub fn db_message(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut s = db.message().to_string();
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" ({d})"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!(" [hint: {h}]"));
+            }
+            s
+        }
+        None => error.to_string(),
+    }
+}
+
+pub struct Executor<'a> {
+    client: &'a mut Client,
+    options: ExecOptions,
+    observer: &'a (dyn Fn(Event) + Send + Sync),
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(
+        client: &'a mut Client,
+        options: ExecOptions,
+        observer: &'a (dyn Fn(Event) + Send + Sync),
+    ) -> Self {
+        Executor {
+            client,
+            options,
+            observer,
+        }
+    }
+
+    /// Runs `steps` in order; consecutive steps of one transaction group run together.
+    pub async fn run(&mut self, steps: &[Step]) -> Result<(), ExecError> {
+        let mut i = 0;
+        while i < steps.len() {
+            let end = group_end(steps, i);
+            let chunk = &steps[i..end];
+            match &chunk[0].action {
+                Action::Backfill(b) => {
+                    (self.observer)(Event::Step {
+                        description: chunk[0].description.clone(),
+                    });
+                    self.backfill(b).await?;
+                }
+                Action::Sql { .. } => self.run_with_retries(chunk).await?,
+            }
+            i = end;
+        }
+        Ok(())
+    }
+
+    async fn run_with_retries(&mut self, chunk: &[Step]) -> Result<(), ExecError> {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let description = chunk
+            .iter()
+            .map(|s| s.description.as_str())
+            .collect::<Vec<_>>()
+            .join(", then ");
+        for step in chunk {
+            (self.observer)(Event::Step {
+                description: step.description.clone(),
+            });
+        }
+        loop {
+            attempt += 1;
+            match self.try_chunk(chunk).await {
+                Ok(()) => return Ok(()),
+                Err((step, error)) if is_lock_timeout(&error) => {
+                    let blockers = self.blockers().await;
+                    if started.elapsed() >= self.options.lock_retry_for {
+                        return Err(ExecError::LockTimeout {
+                            step: step.description.clone(),
+                            attempts: attempt,
+                            blockers,
+                        });
+                    }
+                    let wait = backoff(attempt);
+                    (self.observer)(Event::LockRetry {
+                        description: description.clone(),
+                        attempt,
+                        wait,
+                        blockers,
+                    });
+                    tokio::time::sleep(wait).await;
+                }
+                Err((step, error)) => {
+                    return Err(ExecError::StepFailed {
+                        step: step.description.clone(),
+                        sql: step.sql_text().unwrap_or_default().to_string(),
+                        error,
+                    })
+                }
+            }
+        }
+    }
+
+    async fn try_chunk<'s>(
+        &mut self,
+        chunk: &'s [Step],
+    ) -> Result<(), (&'s Step, tokio_postgres::Error)> {
+        let timeout = format!("{}ms", self.options.lock_timeout.as_millis());
+        if chunk[0].tx == Tx::None {
+            let step = &chunk[0];
+            self.client
+                .batch_execute(&format!("SET lock_timeout = {}", quote_literal(&timeout)))
+                .await
+                .map_err(|e| (step, e))?;
+            let result = self
+                .client
+                .batch_execute(step.sql_text().unwrap_or_default())
+                .await;
+            let _ = self.client.batch_execute("RESET lock_timeout").await;
+            return result.map_err(|e| (step, e));
+        }
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(|e| (&chunk[0], e))?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}",
+            quote_literal(&timeout)
+        ))
+        .await
+        .map_err(|e| (&chunk[0], e))?;
+        for step in chunk {
+            tx.batch_execute(step.sql_text().unwrap_or_default())
+                .await
+                .map_err(|e| (step, e))?;
+        }
+        tx.commit().await.map_err(|e| (&chunk[chunk.len() - 1], e))
+    }
+
+    /// Sessions that hold locks on tandem's tables right now, for the retry log line.
+    async fn blockers(&self) -> String {
+        let rows = self
+            .client
+            .query(
+                "SELECT a.pid, coalesce(a.state, ''), left(coalesce(a.query, ''), 60) \
+                 FROM pg_stat_activity a \
+                 WHERE a.pid <> pg_backend_pid() AND a.datname = current_database() \
+                   AND a.xact_start IS NOT NULL AND a.backend_type = 'client backend' \
+                 ORDER BY a.xact_start LIMIT 5",
+                &[],
+            )
+            .await;
+        match rows {
+            Ok(rows) if !rows.is_empty() => rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "pid {} ({}: {})",
+                        r.get::<_, i32>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, String>(2)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => "none found".to_string(),
+        }
+    }
+
+    /// Keyset-paginated batches, each its own short transaction in which the sync trigger
+    /// stands aside (the batch computes `up` itself).
+    async fn backfill(&mut self, b: &Backfill) -> Result<(), ExecError> {
+        let mut last: Option<Vec<String>> = None;
+        let mut done: u64 = 0;
+        loop {
+            let batch = self.backfill_batch(b, last.as_deref()).await;
+            let row = match batch {
+                Ok(row) => row,
+                Err(error) if is_lock_timeout(&error) => {
+                    tokio::time::sleep(backoff(1)).await;
+                    continue;
+                }
+                Err(error) => {
+                    return Err(ExecError::StepFailed {
+                        step: format!("backfill {}", b.table),
+                        sql: b.next_batch.clone(),
+                        error,
+                    })
+                }
+            };
+            let Some((key, rows)) = row else { break };
+            done += rows;
+            (self.observer)(Event::BackfillProgress {
+                table: b.table.clone(),
+                rows: done,
+            });
+            last = Some(key);
+        }
+        Ok(())
+    }
+
+    async fn backfill_batch(
+        &mut self,
+        b: &Backfill,
+        last: Option<&[String]>,
+    ) -> Result<Option<(Vec<String>, u64)>, tokio_postgres::Error> {
+        let timeout = format!("{}ms", self.options.lock_timeout.as_millis());
+        let tx = self.client.transaction().await?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}; SET LOCAL tandem.version = {}",
+            quote_literal(&timeout),
+            quote_literal(BACKFILL_MARKER)
+        ))
+        .await?;
+        let limit = self.options.backfill_batch_size;
+        let row = match last {
+            None => tx.query_opt(&b.first_batch, &[&limit]).await?,
+            Some(key) => {
+                let mut params: Vec<&(dyn ToSql + Sync)> =
+                    key.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+                params.push(&limit);
+                tx.query_opt(&b.next_batch, &params).await?
+            }
+        };
+        tx.commit().await?;
+        Ok(row.map(|r| {
+            let n = b.key.len();
+            let key = (0..n).map(|i| r.get::<_, String>(i)).collect();
+            (key, r.get::<_, i64>(n) as u64)
+        }))
+    }
+}
+
+fn group_end(steps: &[Step], start: usize) -> usize {
+    match &steps[start].tx {
+        Tx::Group(g) if matches!(steps[start].action, Action::Sql { .. }) => {
+            let mut end = start + 1;
+            while end < steps.len()
+                && steps[end].tx == Tx::Group(g.clone())
+                && matches!(steps[end].action, Action::Sql { .. })
+            {
+                end += 1;
+            }
+            end
+        }
+        _ => start + 1,
+    }
+}
+
+pub fn is_lock_timeout(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+}
+
+/// Exponential backoff from 50 ms, capped at 5 s, with up to 50% jitter so that several
+/// waiting tools do not retry in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let base = 50u64.saturating_mul(1 << attempt.min(7)).min(5000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as u64;
+    Duration::from_millis(base / 2 + nanos % (base / 2 + 1))
+}

@@ -1,0 +1,541 @@
+//! A tandem session: one connection to the database, and the commands that change it
+//! (start, complete, rollback) built from the planner, the executor and the state store.
+
+use std::fmt;
+
+use serde::Serialize;
+use tandem_core::ident::quote_ident;
+use tandem_core::migration::Migration;
+use tandem_core::plan::{Phase as PlanPhase, Plan};
+use tandem_core::planner::{self, PlanInput};
+use tandem_core::problem::Problem;
+use tandem_core::schema::Schema;
+use tandem_core::views;
+use tokio_postgres::{Client, NoTls};
+
+use crate::executor::{db_message, Event, ExecError, ExecOptions, Executor};
+use crate::introspect::read_schema;
+use crate::state::{MigrationRecord, Phase, StateError, StateStore};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub schema: String,
+    pub state_schema: String,
+    pub role: Option<String>,
+    pub exec: ExecOptions,
+}
+
+/// What went wrong, in the user's terms.
+#[derive(Debug)]
+pub enum Error {
+    CannotConnect(String),
+    NotInitialized {
+        state_schema: String,
+    },
+    ConcurrentRun {
+        schema: String,
+    },
+    MigrationInFlight {
+        schema: String,
+        name: String,
+    },
+    NoMigrationInFlight {
+        schema: String,
+    },
+    AlreadyApplied {
+        schema: String,
+        name: String,
+    },
+    /// The migration is wrong for this database; nothing was changed.
+    InvalidMigration(Vec<Problem>),
+    RollbackAfterContract {
+        name: String,
+    },
+    /// A step of start failed; start was rolled back.
+    StartFailed {
+        error: ExecError,
+        rollback_error: Option<String>,
+    },
+    Exec(ExecError),
+    Database(String),
+}
+
+impl Error {
+    /// Bad input (exit code 2) as opposed to a failure (exit code 1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Error::InvalidMigration(_))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::CannotConnect(m) => write!(f, "cannot connect to PostgreSQL: {m}\n  hint: check --postgres-url / TANDEM_PG_URL / DATABASE_URL"),
+            Error::NotInitialized { state_schema } => StateError::NotInitialized { state_schema: state_schema.clone() }.fmt(f),
+            Error::ConcurrentRun { schema } => StateError::Busy { schema: schema.clone() }.fmt(f),
+            Error::MigrationInFlight { schema, name } => StateError::MigrationInFlight { schema: schema.clone(), name: name.clone() }.fmt(f),
+            Error::NoMigrationInFlight { schema } => StateError::NoMigrationInFlight { schema: schema.clone() }.fmt(f),
+            Error::AlreadyApplied { schema, name } => StateError::AlreadyApplied { schema: schema.clone(), name: name.clone() }.fmt(f),
+            Error::InvalidMigration(problems) => {
+                let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                write!(f, "{}", lines.join("\n"))
+            }
+            Error::RollbackAfterContract { name } => write!(f, "migration \"{name}\" has begun its contract phase and can no longer be rolled back\n  hint: run `tandem complete` to finish it"),
+            Error::StartFailed { error, rollback_error: None } => write!(f, "{error}\n  the start was rolled back; the database is as it was before"),
+            Error::StartFailed { error, rollback_error: Some(r) } => write!(f, "{error}\n  rolling the start back also failed: {r}\n  hint: run `tandem rollback` once the cause is fixed"),
+            Error::Exec(e) => write!(f, "{e}\n  hint: fix the cause and re-run the same command; it resumes"),
+            Error::Database(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<StateError> for Error {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::NotInitialized { state_schema } => Error::NotInitialized { state_schema },
+            StateError::Busy { schema } => Error::ConcurrentRun { schema },
+            StateError::MigrationInFlight { schema, name } => {
+                Error::MigrationInFlight { schema, name }
+            }
+            StateError::NoMigrationInFlight { schema } => Error::NoMigrationInFlight { schema },
+            StateError::AlreadyApplied { schema, name } => Error::AlreadyApplied { schema, name },
+            StateError::Db(e) => Error::Database(db_message(&e)),
+            StateError::Refinery(m) => Error::Database(m),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error::Database(db_message(&e))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub schema: String,
+    pub initialized: bool,
+    pub latest_schema: String,
+    pub in_flight: Option<MigrationSummary>,
+    pub history: Vec<MigrationSummary>,
+    /// What to run next, in words.
+    pub next: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationSummary {
+    pub name: String,
+    pub parent: Option<String>,
+    pub version_schema: String,
+    pub phase: Phase,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&MigrationRecord> for MigrationSummary {
+    fn from(r: &MigrationRecord) -> Self {
+        MigrationSummary {
+            name: r.name.clone(),
+            parent: r.parent.clone(),
+            version_schema: r.version_schema.clone(),
+            phase: r.phase,
+            created_at: r.created_at.clone(),
+            updated_at: r.updated_at.clone(),
+        }
+    }
+}
+
+pub struct Session {
+    client: Client,
+    options: Options,
+    state: StateStore,
+}
+
+impl Session {
+    pub async fn connect(url: &str, options: Options) -> Result<Session, Error> {
+        let (client, connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .map_err(|e| Error::CannotConnect(db_message(&e)))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        // Unqualified names in raw SQL and in copied defaults resolve in the base schema.
+        let mut setup = format!(
+            "SET application_name = 'tandem'; SET search_path = {}",
+            quote_ident(&options.schema)
+        );
+        if let Some(role) = &options.role {
+            setup.push_str(&format!("; SET ROLE {}", quote_ident(role)));
+        }
+        client.batch_execute(&setup).await?;
+        let state = StateStore::new(&options.state_schema);
+        Ok(Session {
+            client,
+            options,
+            state,
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub async fn init(&mut self) -> Result<(), Error> {
+        self.state.init(&mut self.client).await?;
+        Ok(())
+    }
+
+    async fn ensure_initialized(&self) -> Result<(), Error> {
+        if !self.state.is_initialized(&self.client).await? {
+            return Err(Error::NotInitialized {
+                state_schema: self.options.state_schema.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Plans `migration` against the live schema without changing anything.
+    pub async fn plan(&self, migration: &Migration) -> Result<Plan, Error> {
+        self.ensure_initialized().await?;
+        if let Some(r) = self
+            .state
+            .in_flight(&self.client, &self.options.schema)
+            .await?
+        {
+            return Err(Error::MigrationInFlight {
+                schema: self.options.schema.clone(),
+                name: r.name,
+            });
+        }
+        let schema = read_schema(&self.client, &self.options.schema).await?;
+        let previous = self.previous_version_schema().await?;
+        planner::plan(&PlanInput {
+            schema: &schema,
+            migration,
+            previous_version_schema: previous.as_deref(),
+        })
+        .map_err(Error::InvalidMigration)
+    }
+
+    /// The version schema of the latest complete migration, which the next complete drops.
+    async fn previous_version_schema(&self) -> Result<Option<String>, Error> {
+        Ok(self
+            .state
+            .latest_complete(&self.client, &self.options.schema)
+            .await?
+            .map(|r| r.version_schema))
+    }
+
+    /// Expands: runs the start steps; on failure rolls them back and reports the first error.
+    pub async fn start(
+        &mut self,
+        migration: &Migration,
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<Plan, Error> {
+        self.ensure_initialized().await?;
+        self.state
+            .try_lock(&self.client, &self.options.schema)
+            .await?;
+        let result = self.start_locked(migration, observer).await;
+        let _ = self.state.unlock(&self.client, &self.options.schema).await;
+        result
+    }
+
+    async fn start_locked(
+        &mut self,
+        migration: &Migration,
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<Plan, Error> {
+        if let Some(r) = self
+            .state
+            .get(&self.client, &self.options.schema, &migration.name)
+            .await?
+        {
+            if r.phase != Phase::RolledBack {
+                return Err(Error::AlreadyApplied {
+                    schema: self.options.schema.clone(),
+                    name: migration.name.clone(),
+                });
+            }
+        }
+        let plan = self.plan(migration).await?;
+        let before = read_schema(&self.client, &self.options.schema).await?;
+        let migration_json =
+            serde_json::to_value(migration).map_err(|e| Error::Database(e.to_string()))?;
+        let before_json =
+            serde_json::to_value(&before).map_err(|e| Error::Database(e.to_string()))?;
+        self.state
+            .record_start(
+                &self.client,
+                &self.options.schema,
+                &migration.name,
+                &migration_json,
+                &plan.version_schema,
+                &before_json,
+            )
+            .await?;
+        if let Err(error) = self.run_start_steps(&plan, observer).await {
+            let rollback_error = self
+                .run(&plan.rollback, observer)
+                .await
+                .err()
+                .map(|e| e.to_string());
+            if rollback_error.is_none() {
+                self.state
+                    .set_phase(
+                        &self.client,
+                        &self.options.schema,
+                        &migration.name,
+                        Phase::RolledBack,
+                        None,
+                    )
+                    .await?;
+            }
+            return Err(Error::StartFailed {
+                error,
+                rollback_error,
+            });
+        }
+        Ok(plan)
+    }
+
+    async fn run_start_steps(
+        &mut self,
+        plan: &Plan,
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<(), ExecError> {
+        self.run(&plan.start, observer).await?;
+        if plan.views_from_live_schema {
+            let live = read_schema(&self.client, &self.options.schema)
+                .await
+                .map_err(|error| ExecError::StepFailed {
+                    step: "read the schema the SQL left".into(),
+                    sql: String::new(),
+                    error,
+                })?;
+            let steps = views::create_version_schema(&live, &plan.version_schema);
+            self.run(&steps, observer).await?;
+        }
+        Ok(())
+    }
+
+    async fn run(
+        &mut self,
+        steps: &[tandem_core::plan::Step],
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<(), ExecError> {
+        Executor::new(&mut self.client, self.options.exec.clone(), observer)
+            .run(steps)
+            .await
+    }
+
+    /// The in-flight migration's plan, re-derived from what was recorded at start.
+    async fn replan(&self, record: &MigrationRecord) -> Result<Plan, Error> {
+        let migration: Migration = serde_json::from_value(record.migration.clone())
+            .map_err(|e| Error::Database(format!("cannot read the recorded migration: {e}")))?;
+        let schema: Schema = serde_json::from_value(record.schema_before.clone())
+            .map_err(|e| Error::Database(format!("cannot read the recorded schema: {e}")))?;
+        let previous = match &record.parent {
+            Some(parent) => self
+                .state
+                .get(&self.client, &self.options.schema, parent)
+                .await?
+                .filter(|p| p.phase == Phase::Complete)
+                .map(|p| p.version_schema),
+            None => None,
+        };
+        planner::plan(&PlanInput {
+            schema: &schema,
+            migration: &migration,
+            previous_version_schema: previous.as_deref(),
+        })
+        .map_err(Error::InvalidMigration)
+    }
+
+    async fn in_flight(&self) -> Result<MigrationRecord, Error> {
+        self.state
+            .in_flight(&self.client, &self.options.schema)
+            .await?
+            .ok_or_else(|| Error::NoMigrationInFlight {
+                schema: self.options.schema.clone(),
+            })
+    }
+
+    /// Contracts the in-flight migration. Re-running after a failure resumes.
+    pub async fn complete(
+        &mut self,
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<MigrationRecord, Error> {
+        self.ensure_initialized().await?;
+        self.state
+            .try_lock(&self.client, &self.options.schema)
+            .await?;
+        let result = self.complete_locked(observer).await;
+        let _ = self.state.unlock(&self.client, &self.options.schema).await;
+        result
+    }
+
+    async fn complete_locked(
+        &mut self,
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<MigrationRecord, Error> {
+        let record = self.in_flight().await?;
+        let plan = self.replan(&record).await?;
+        self.state
+            .set_phase(
+                &self.client,
+                &self.options.schema,
+                &record.name,
+                Phase::Completing,
+                None,
+            )
+            .await?;
+        self.run(&plan.complete, observer)
+            .await
+            .map_err(Error::Exec)?;
+        let after = read_schema(&self.client, &self.options.schema).await?;
+        let after_json =
+            serde_json::to_value(&after).map_err(|e| Error::Database(e.to_string()))?;
+        self.state
+            .set_phase(
+                &self.client,
+                &self.options.schema,
+                &record.name,
+                Phase::Complete,
+                Some(&after_json),
+            )
+            .await?;
+        Ok(record)
+    }
+
+    /// Undoes the in-flight migration's start, leaving the catalog as it was before.
+    pub async fn rollback(
+        &mut self,
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<MigrationRecord, Error> {
+        self.ensure_initialized().await?;
+        self.state
+            .try_lock(&self.client, &self.options.schema)
+            .await?;
+        let result = self.rollback_locked(observer).await;
+        let _ = self.state.unlock(&self.client, &self.options.schema).await;
+        result
+    }
+
+    async fn rollback_locked(
+        &mut self,
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<MigrationRecord, Error> {
+        let record = self.in_flight().await?;
+        if record.phase == Phase::Completing {
+            return Err(Error::RollbackAfterContract { name: record.name });
+        }
+        let plan = self.replan(&record).await?;
+        self.run(&plan.rollback, observer)
+            .await
+            .map_err(Error::Exec)?;
+        self.state
+            .set_phase(
+                &self.client,
+                &self.options.schema,
+                &record.name,
+                Phase::RolledBack,
+                None,
+            )
+            .await?;
+        Ok(record)
+    }
+
+    /// The schema a new app version should put first on its `search_path`: the newest
+    /// version schema that exists (a started migration's appears only once its start is done),
+    /// or the base schema when there is none.
+    pub async fn latest_schema(&self) -> Result<String, Error> {
+        let mut history = self
+            .state
+            .history(&self.client, &self.options.schema)
+            .await?;
+        history.reverse();
+        for record in history {
+            let exists = self
+                .client
+                .query_opt(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+                    &[&record.version_schema],
+                )
+                .await?
+                .is_some();
+            if exists {
+                return Ok(record.version_schema);
+            }
+        }
+        Ok(self.options.schema.clone())
+    }
+
+    /// The name of the migration whose version schema [`Session::latest_schema`] names.
+    pub async fn latest_version(&self) -> Result<Option<String>, Error> {
+        let latest = self.latest_schema().await?;
+        let history = self
+            .state
+            .history(&self.client, &self.options.schema)
+            .await?;
+        Ok(history
+            .into_iter()
+            .rev()
+            .find(|r| r.version_schema == latest)
+            .map(|r| r.name))
+    }
+
+    pub async fn history(&self) -> Result<Vec<MigrationRecord>, Error> {
+        self.ensure_initialized().await?;
+        Ok(self
+            .state
+            .history(&self.client, &self.options.schema)
+            .await?)
+    }
+
+    pub async fn status(&self) -> Result<Status, Error> {
+        let schema = self.options.schema.clone();
+        if !self.state.is_initialized(&self.client).await? {
+            return Ok(Status {
+                schema: schema.clone(),
+                initialized: false,
+                latest_schema: schema,
+                in_flight: None,
+                history: Vec::new(),
+                next: "run `tandem init`".into(),
+            });
+        }
+        let history = self.state.history(&self.client, &schema).await?;
+        let in_flight = self.state.in_flight(&self.client, &schema).await?;
+        let next = match in_flight.as_ref().map(|r| r.phase) {
+            Some(Phase::Started) => {
+                "deploy the new app version, then run `tandem complete` (or `tandem rollback`)"
+                    .to_string()
+            }
+            Some(Phase::Completing) => {
+                "the contract phase was interrupted: re-run `tandem complete`".to_string()
+            }
+            _ => "start the next migration with `tandem start FILE` or `tandem migrate DIR`"
+                .to_string(),
+        };
+        Ok(Status {
+            latest_schema: self.latest_schema().await?,
+            in_flight: in_flight.as_ref().map(MigrationSummary::from),
+            history: history.iter().map(MigrationSummary::from).collect(),
+            schema,
+            initialized: true,
+            next,
+        })
+    }
+}
+
+/// The phase names a plan's steps belong to, for printing.
+pub fn phase_name(phase: PlanPhase) -> &'static str {
+    match phase {
+        PlanPhase::Start => "start",
+        PlanPhase::Complete => "complete",
+        PlanPhase::Rollback => "rollback",
+    }
+}

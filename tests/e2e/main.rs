@@ -1,0 +1,10 @@
+//! End-to-end tests: the `tandem` binary against a real PostgreSQL, with old and new app
+//! versions reading and writing through their version schemas side by side.
+
+mod support;
+
+mod bad_input;
+mod concurrency;
+mod identifiers;
+mod operations;
+mod properties;

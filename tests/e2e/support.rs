@@ -1,0 +1,156 @@
+//! Test support: a throwaway PostgreSQL for this test process (or `TANDEM_TEST_PG_URL`), a
+//! fresh database per test, the `tandem` binary, and a catalog snapshot for "identical" checks.
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use tandem_pg::cluster::LocalCluster;
+use tokio_postgres::{Client, NoTls};
+
+static CLUSTER: OnceLock<LocalCluster> = OnceLock::new();
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Connection string of the server's maintenance database, and how to name another database.
+fn server() -> (String, Box<dyn Fn(&str) -> String + Send + Sync>) {
+    if let Ok(url) = std::env::var("TANDEM_TEST_PG_URL") {
+        let base = url.clone();
+        return (url, Box::new(move |db: &str| format!("{base} dbname={db}")));
+    }
+    let cluster =
+        CLUSTER.get_or_init(|| LocalCluster::start().expect("start a throwaway PostgreSQL"));
+    (
+        cluster.url("postgres"),
+        Box::new(|db: &str| CLUSTER.get().expect("cluster").url(db)),
+    )
+}
+
+pub struct TestDb {
+    pub url: String,
+}
+
+impl TestDb {
+    /// A fresh, empty database of its own, so tests run in parallel.
+    pub async fn new() -> TestDb {
+        let (admin, url_for) = server();
+        let name = format!(
+            "t_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let client = connect(&admin).await;
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create test database");
+        TestDb {
+            url: url_for(&name),
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        connect(&self.url).await
+    }
+
+    /// A client whose writes go through `version_schema` (search_path first, then public).
+    pub async fn client_on(&self, version_schema: &str) -> Client {
+        let c = self.client().await;
+        c.batch_execute(&format!(
+            "SET search_path = \"{}\", public",
+            version_schema.replace('"', "\"\"")
+        ))
+        .await
+        .expect("set search_path");
+        c
+    }
+
+    /// Runs the tandem binary against this database.
+    pub fn tandem(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(args)
+            .env("TANDEM_PG_URL", &self.url)
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("run tandem")
+    }
+
+    /// Runs tandem and fails the test, showing its output, unless it exits 0.
+    pub fn tandem_ok(&self, args: &[&str]) -> String {
+        let out = self.tandem(args);
+        assert!(
+            out.status.success(),
+            "tandem {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A migration file in a temp dir, named `name`.
+pub fn migration_file(name: &str, json: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tandem-test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, json).expect("write migration");
+    path
+}
+
+/// Everything a user could see in the catalog outside tandem's state schema: schemas,
+/// relations, columns, constraints, indexes, triggers, functions, views and comments.
+pub async fn catalog_snapshot(client: &Client) -> String {
+    let sql = r#"
+WITH ns AS (
+  SELECT oid, nspname FROM pg_namespace
+  WHERE nspname NOT LIKE 'pg\_%' AND nspname <> 'information_schema' AND nspname <> 'tandem'
+)
+SELECT line FROM (
+  SELECT 'schema ' || nspname AS line FROM ns
+  UNION ALL
+  SELECT format('rel %s.%s kind=%s comment=%s', ns.nspname, c.relname, c.relkind, obj_description(c.oid, 'pg_class'))
+  FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
+  UNION ALL
+  SELECT format('col %s.%s.%s %s notnull=%s default=%s identity=%s generated=%s comment=%s', ns.nspname, c.relname, a.attname,
+         format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+         col_description(c.oid, a.attnum))
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns ON ns.oid = c.relnamespace
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  WHERE a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT format('con %s.%s.%s %s valid=%s', ns.nspname, c.relname, k.conname, pg_get_constraintdef(k.oid), k.convalidated)
+  FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN ns ON ns.oid = c.relnamespace
+  UNION ALL
+  SELECT format('idx %s valid=%s', pg_get_indexdef(i.indexrelid), i.indisvalid)
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN ns ON ns.oid = c.relnamespace
+  UNION ALL
+  SELECT format('trg %s.%s %s', ns.nspname, c.relname, pg_get_triggerdef(t.oid))
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN ns ON ns.oid = c.relnamespace WHERE NOT t.tgisinternal
+  UNION ALL
+  SELECT format('fn %s.%s %s', ns.nspname, p.proname, md5(p.prosrc))
+  FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
+  UNION ALL
+  SELECT format('view %s.%s %s', ns.nspname, c.relname, pg_get_viewdef(c.oid))
+  FROM pg_class c JOIN ns ON ns.oid = c.relnamespace WHERE c.relkind = 'v'
+  UNION ALL
+  SELECT format('type %s.%s', ns.nspname, t.typname)
+  FROM pg_type t JOIN ns ON ns.oid = t.typnamespace WHERE t.typtype = 'e'
+) lines ORDER BY line"#;
+    let rows = client.query(sql, &[]).await.expect("catalog snapshot");
+    rows.iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
