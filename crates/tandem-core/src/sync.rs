@@ -122,7 +122,7 @@ fn locals<'a>(shape: Option<&Table>, exprs: impl Iterator<Item = &'a str>) -> Ve
     table
         .columns
         .iter()
-        .filter(|c| mentioned.iter().any(|m| *m == c.name))
+        .filter(|c| mentioned.contains(&c.name))
         .map(|c| Local {
             var: quote_ident(&c.name),
             physical: c.physical.clone(),

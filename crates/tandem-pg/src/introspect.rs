@@ -223,11 +223,9 @@ mod tests {
 
     use super::*;
 
-    const DEFAULT_URL: &str = "host=/tmp/tandem-dev port=5499 user=postgres dbname=postgres";
-
     fn base_config() -> Config {
-        let url = std::env::var("TANDEM_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
-        url.parse()
+        crate::test_server::admin_url()
+            .parse()
             .expect("TANDEM_TEST_PG_URL is not a valid connection string")
     }
 

@@ -3,3 +3,5 @@ pub mod executor;
 pub mod introspect;
 pub mod session;
 pub mod state;
+#[cfg(test)]
+mod test_server;

@@ -641,8 +641,6 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use tokio_postgres::{Config, NoTls};
 
-    const DEFAULT_TEST_URL: &str = "host=/tmp/tandem-dev port=5499 user=postgres dbname=postgres";
-
     /// A database of its own for one test, so tests run in parallel; dropped (forcibly, in case
     /// a connection is still open) when the test ends, even by panic.
     struct TestDb {
@@ -654,8 +652,7 @@ mod tests {
     impl TestDb {
         async fn new() -> TestDb {
             static COUNTER: AtomicU32 = AtomicU32::new(0);
-            let url =
-                std::env::var("TANDEM_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_TEST_URL.into());
+            let url = crate::test_server::admin_url();
             let admin = Config::from_str(&url).expect("TANDEM_TEST_PG_URL must parse");
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -1,0 +1,18 @@
+# Recipes for working on tandem. Each is also a plain cargo command, so `just` is optional.
+
+# Run every test against a throwaway PostgreSQL started by the tests themselves.
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# The demo: a throwaway PostgreSQL, the example migrations, old and new versions side by side.
+demo:
+    cargo run -p tandem-cli -- demo
+
+# What CI runs.
+ci:
+    .ci/run
