@@ -6,11 +6,15 @@ use crate::problem::Problem;
 use crate::schema::Schema;
 
 mod add_column;
+mod create_index;
 mod create_table;
 mod drop_column;
+mod drop_index;
 mod drop_table;
 mod rename_column;
+mod rename_constraint;
 mod rename_table;
+mod set_replica_identity;
 mod sql;
 mod unsupported;
 

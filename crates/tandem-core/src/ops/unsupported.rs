@@ -2,16 +2,13 @@
 //! work: they load and validate as files, and `plan`/`start` refuse them with a clear message
 //! instead of doing something partial.
 
-use crate::migration::{
-    AlterColumn, CreateConstraint, CreateIndex, DropConstraint, DropIndex,
-    DropMulticolumnConstraint, RenameConstraint, SetReplicaIdentity,
-};
+use crate::migration::{AlterColumn, CreateConstraint, DropConstraint, DropMulticolumnConstraint};
 use crate::ops::Op;
 use crate::planner::PlanCx;
 use crate::problem::Problem;
 use crate::schema::Schema;
 
-fn not_yet() -> Vec<Problem> {
+pub(crate) fn not_yet() -> Vec<Problem> {
     vec![Problem::new("", "this operation is not supported by this version of tandem yet")
         .with_hint("it is planned (alter_column, indexes, constraints, replica identity); split it into a later migration or use a `sql` operation meanwhile")]
 }
@@ -29,11 +26,7 @@ macro_rules! unsupported {
 
 unsupported!(
     AlterColumn,
-    CreateIndex,
-    DropIndex,
     CreateConstraint,
     DropConstraint,
-    DropMulticolumnConstraint,
-    RenameConstraint,
-    SetReplicaIdentity
+    DropMulticolumnConstraint
 );

@@ -1,0 +1,14 @@
+//! `rename_constraint`: not planned yet.
+
+use crate::migration::RenameConstraint;
+use crate::ops::Op;
+use crate::planner::PlanCx;
+use crate::problem::Problem;
+use crate::schema::Schema;
+
+impl Op for RenameConstraint {
+    fn check(&self, _schema: &Schema) -> Vec<Problem> {
+        super::unsupported::not_yet()
+    }
+    fn plan(&self, _schema: &mut Schema, _cx: &mut PlanCx) {}
+}
