@@ -81,6 +81,10 @@ pub struct Step {
     pub tx: Tx,
     pub lock: Lock,
     pub hazards: Vec<Hazard>,
+    /// Run after the step fails, before it is retried or the failure reported: e.g. a failed
+    /// `CREATE INDEX CONCURRENTLY` leaves an invalid index behind that must be dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<String>,
 }
 
 impl Step {
@@ -92,7 +96,12 @@ impl Step {
             tx: Tx::Own,
             lock: Lock::None,
             hazards: Vec::new(),
+            cleanup: None,
         }
+    }
+    pub fn cleanup(mut self, sql: impl Into<String>) -> Self {
+        self.cleanup = Some(sql.into());
+        self
     }
     pub fn lock(mut self, lock: Lock) -> Self {
         self.lock = lock;

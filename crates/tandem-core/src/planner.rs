@@ -217,6 +217,7 @@ fn start_steps(cx: &mut PlanCx, after: &Schema) -> Vec<Step> {
                 tx: Tx::Own,
                 lock: Lock::RowExclusive,
                 hazards: vec![Hazard::Backfill],
+                cleanup: None,
             }),
             Err(p) => cx.problems.push(p),
         }
