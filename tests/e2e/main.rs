@@ -3,6 +3,7 @@
 
 mod support;
 
+mod alter_column;
 mod bad_input;
 mod concurrency;
 mod identifiers;

@@ -4,6 +4,37 @@
 /// The identifiers in `sql`, as PostgreSQL would resolve them: unquoted ones folded to lower
 /// case, quoted ones verbatim. String literals, dollar-quoted strings and comments are skipped.
 pub fn identifiers(sql: &str) -> Vec<String> {
+    identifier_spans(sql).into_iter().map(|s| s.name).collect()
+}
+
+/// An identifier token: its resolved name and where it is, in chars.
+struct Span {
+    name: String,
+    start: usize,
+    end: usize,
+}
+
+/// `sql` with every reference to column `from` pointed at `to` instead: for copying a check
+/// or index definition onto a shadow column. Qualified names (`t.col`) and function calls are
+/// left alone.
+pub fn rename_column_refs(sql: &str, from: &str, to: &str) -> String {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = String::new();
+    let mut at = 0;
+    for span in identifier_spans(sql) {
+        let qualified = span.start > 0 && chars[span.start - 1] == '.';
+        let call = chars[span.end..].iter().find(|c| !c.is_whitespace()) == Some(&'(');
+        if span.name == from && !qualified && !call {
+            out.extend(&chars[at..span.start]);
+            out.push_str(&crate::ident::quote_ident(to));
+            at = span.end;
+        }
+    }
+    out.extend(&chars[at..]);
+    out
+}
+
+fn identifier_spans(sql: &str) -> Vec<Span> {
     let chars: Vec<char> = sql.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -16,7 +47,11 @@ pub fn identifiers(sql: &str) -> Vec<String> {
             let inner: String = chars[i + 1..end.saturating_sub(1).max(i + 1)]
                 .iter()
                 .collect();
-            out.push(inner.replace("\"\"", "\""));
+            out.push(Span {
+                name: inner.replace("\"\"", "\""),
+                start: i,
+                end,
+            });
             i = end;
         } else if c == '-' && chars.get(i + 1) == Some(&'-') {
             while i < chars.len() && chars[i] != '\n' {
@@ -34,7 +69,11 @@ pub fn identifiers(sql: &str) -> Vec<String> {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
-            out.push(word.to_lowercase());
+            out.push(Span {
+                name: word.to_lowercase(),
+                start,
+                end: i,
+            });
         } else {
             i += 1;
         }
@@ -95,7 +134,23 @@ fn skip_dollar(chars: &[char], start: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::identifiers;
+    use super::{identifiers, rename_column_refs};
+
+    #[test]
+    fn renames_bare_references_only() {
+        assert_eq!(
+            rename_column_refs(
+                "CHECK ((price > 0) AND (t.price < 9) AND price(1) = 'price')",
+                "price",
+                "_tandem_new_price"
+            ),
+            "CHECK ((\"_tandem_new_price\" > 0) AND (t.price < 9) AND price(1) = 'price')"
+        );
+        assert_eq!(
+            rename_column_refs("(\"Name\" <> '')", "Name", "x"),
+            "(\"x\" <> '')"
+        );
+    }
 
     #[test]
     fn finds_names_and_skips_literals_and_comments() {

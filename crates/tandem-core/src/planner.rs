@@ -39,6 +39,11 @@ pub struct PlanCx<'a> {
     /// The base tables and their columns as they physically are once start has run: the
     /// contract drops what the new version no longer shows and renames the rest into place.
     pub(crate) physical: BTreeMap<String, Vec<String>>,
+    pub(crate) created: std::collections::BTreeSet<String>,
+    /// (physical table, shadow column) pairs created by this migration.
+    pub(crate) shadows: std::collections::BTreeSet<(String, String)>,
+    /// shadow → original column, per physical table.
+    pub(crate) shadow_origins: BTreeMap<(String, String), String>,
 }
 
 impl PlanCx<'_> {
@@ -65,19 +70,17 @@ impl PlanCx<'_> {
     }
     /// Old-version writes to `physical_table` set `column` to `up` (old-shape names).
     pub fn sync_up(&mut self, physical_table: &str, column: &str, up: &str) {
-        self.sync
-            .entry(physical_table.to_string())
-            .or_default()
-            .ups
-            .push((column.to_string(), up.to_string()));
+        let ups = &mut self.sync.entry(physical_table.to_string()).or_default().ups;
+        set_assignment(ups, column, up);
     }
     /// New-version writes to `physical_table` set `column` to `down` (new-shape names).
     pub fn sync_down(&mut self, physical_table: &str, column: &str, down: &str) {
-        self.sync
+        let downs = &mut self
+            .sync
             .entry(physical_table.to_string())
             .or_default()
-            .downs
-            .push((column.to_string(), down.to_string()));
+            .downs;
+        set_assignment(downs, column, down);
     }
     /// Existing rows of `physical_table` get `column = up`, in the table's one backfill pass.
     pub fn backfill(&mut self, physical_table: &str, column: &str, up: &str) {
@@ -89,13 +92,17 @@ impl PlanCx<'_> {
                 pointer,
                 assignments: Vec::new(),
             });
-        request
-            .assignments
-            .push((column.to_string(), up.to_string()));
+        set_assignment(&mut request.assignments, column, up);
     }
     /// Records a table that start creates.
     pub fn physical_table_created(&mut self, table: &str, columns: Vec<String>) {
         self.physical.insert(table.to_string(), columns);
+        self.created.insert(table.to_string());
+    }
+    /// Whether start creates this table: no old version can see it, so changes to it need no
+    /// shadow columns.
+    pub fn created_here(&self, physical_table: &str) -> bool {
+        self.created.contains(physical_table)
     }
     /// Records a table that start sets aside (it is dropped by the operation's own steps).
     pub fn physical_table_set_aside(&mut self, table: &str) {
@@ -112,6 +119,19 @@ impl PlanCx<'_> {
             .get(table)
             .is_some_and(|cols| cols.iter().any(|c| c == column))
     }
+    pub(crate) fn shadow_created(&mut self, table: &str, original: &str, shadow: &str) {
+        self.shadows.insert((table.to_string(), shadow.to_string()));
+        self.shadow_origins.insert(
+            (table.to_string(), shadow.to_string()),
+            original.to_string(),
+        );
+    }
+    pub(crate) fn shadow_origin(&self, table: &str, shadow: &str) -> String {
+        self.shadow_origins
+            .get(&(table.to_string(), shadow.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
     pub fn views_from_live_schema(&mut self) {
         self.views_from_live_schema = true;
     }
@@ -119,6 +139,14 @@ impl PlanCx<'_> {
     pub fn problem(&mut self, problem: Problem) {
         let p = problem.under(&self.pointer);
         self.problems.push(p);
+    }
+}
+
+/// A later assignment to the same column replaces the earlier one.
+fn set_assignment(list: &mut Vec<(String, String)>, column: &str, expr: &str) {
+    match list.iter_mut().find(|(c, _)| c == column) {
+        Some(entry) => entry.1 = expr.to_string(),
+        None => list.push((column.to_string(), expr.to_string())),
     }
 }
 
@@ -151,6 +179,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
                 )
             })
             .collect(),
+        created: Default::default(),
+        shadows: Default::default(),
+        shadow_origins: BTreeMap::new(),
     };
     let mut schema = input.schema.clone();
     for (i, operation) in input.migration.operations.iter().enumerate() {
@@ -262,16 +293,23 @@ fn complete_steps(cx: &PlanCx, after: &Schema, previous: Option<&str>) -> Vec<St
                 group.clone(),
             ));
         }
-        table_steps.extend(contract_columns(
+        table_steps.extend(drop_hidden_columns(
             cx.base,
             physical,
             columns,
             after_table,
             &group,
         ));
+        // Operation steps name columns physically, so they run before the renames.
         if let Some(extra) = cx.contract.get(physical) {
             table_steps.extend(extra.iter().cloned().map(|s| s.tx(group.clone())));
         }
+        table_steps.extend(rename_columns_into_place(
+            cx.base,
+            physical,
+            after_table,
+            &group,
+        ));
         if after_table.name != after_table.physical {
             table_steps.push(
                 Step::sql(
@@ -297,9 +335,8 @@ fn complete_steps(cx: &PlanCx, after: &Schema, previous: Option<&str>) -> Vec<St
     steps
 }
 
-/// Drops the physical columns the new version no longer shows and gives the rest their
-/// final names, renaming through temporary names when two renames would collide.
-fn contract_columns(
+/// Drops the physical columns the new version no longer shows.
+fn drop_hidden_columns(
     base: &str,
     physical: &str,
     columns: &[String],
@@ -326,6 +363,19 @@ fn contract_columns(
             );
         }
     }
+    steps
+}
+
+/// Gives every column its final name, through temporary names when two renames would
+/// collide.
+fn rename_columns_into_place(
+    base: &str,
+    physical: &str,
+    after: &crate::schema::Table,
+    group: &Tx,
+) -> Vec<Step> {
+    let table = qualified(base, physical);
+    let mut steps = Vec::new();
     let renames: Vec<(&str, &str)> = after
         .columns
         .iter()

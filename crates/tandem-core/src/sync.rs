@@ -87,12 +87,7 @@ fn function_body(
 ) -> String {
     let up_locals = locals(old_shape, sync.ups.iter().map(|(_, e)| e.as_str()));
     let down_locals = locals(new_shape, sync.downs.iter().map(|(_, e)| e.as_str()));
-    let mut declare = String::from(
-        "DECLARE\n  _tandem_version text := current_setting('tandem.version', true);\n",
-    );
-    for l in up_locals.iter().chain(&down_locals) {
-        declare.push_str(&format!("  {} {};\n", l.var, l.type_name));
-    }
+    let declare = "DECLARE\n  _tandem_version text := current_setting('tandem.version', true);\n";
     let literal = quote_literal(version_schema);
     let mut body = format!(
         "#variable_conflict use_variable\n{declare}BEGIN\n  IF _tandem_version = {marker} THEN\n    RETURN NEW;\n  END IF;\n  IF (CASE WHEN _tandem_version IS NULL OR _tandem_version = '' THEN {literal} = ANY (current_schemas(false)) ELSE _tandem_version = {literal} END) THEN\n",
@@ -131,8 +126,17 @@ fn locals<'a>(shape: Option<&Table>, exprs: impl Iterator<Item = &'a str>) -> Ve
         .collect()
 }
 
+/// One branch of the trigger: its own block, because the old and the new shape may give one
+/// name different types.
 fn assignments(locals: &[Local], targets: &[(String, String)]) -> String {
     let mut out = String::new();
+    if !locals.is_empty() {
+        out.push_str("    DECLARE\n");
+        for l in locals {
+            out.push_str(&format!("      {} {};\n", l.var, l.type_name));
+        }
+        out.push_str("    BEGIN\n");
+    }
     for l in locals {
         out.push_str(&format!(
             "    {} := NEW.{};\n",
@@ -142,6 +146,9 @@ fn assignments(locals: &[Local], targets: &[(String, String)]) -> String {
     }
     for (column, expr) in targets {
         out.push_str(&format!("    NEW.{} := ({expr});\n", quote_ident(column)));
+    }
+    if !locals.is_empty() {
+        out.push_str("    END;\n");
     }
     if out.is_empty() {
         out.push_str("    NULL;\n");

@@ -6,6 +6,7 @@ use crate::problem::Problem;
 use crate::schema::Schema;
 
 mod add_column;
+mod alter_column;
 mod create_index;
 mod create_table;
 mod drop_column;
@@ -15,6 +16,7 @@ mod rename_column;
 mod rename_constraint;
 mod rename_table;
 mod set_replica_identity;
+mod shadow;
 mod sql;
 mod unsupported;
 

@@ -35,14 +35,6 @@ impl Op for RenameColumn {
     }
 
     fn plan(&self, schema: &mut Schema, _cx: &mut PlanCx) {
-        let Some(table) = schema.table_mut(&self.table) else {
-            return;
-        };
-        for pk in table.primary_key.iter_mut().filter(|c| **c == self.from) {
-            pk.clone_from(&self.to);
-        }
-        if let Some(column) = table.column_mut(&self.from) {
-            column.name.clone_from(&self.to);
-        }
+        super::alter_column::rename_in_virtual_schema(schema, &self.table, &self.from, &self.to);
     }
 }

@@ -2,7 +2,7 @@
 //! work: they load and validate as files, and `plan`/`start` refuse them with a clear message
 //! instead of doing something partial.
 
-use crate::migration::{AlterColumn, CreateConstraint, DropConstraint, DropMulticolumnConstraint};
+use crate::migration::{CreateConstraint, DropConstraint, DropMulticolumnConstraint};
 use crate::ops::Op;
 use crate::planner::PlanCx;
 use crate::problem::Problem;
@@ -25,7 +25,6 @@ macro_rules! unsupported {
 }
 
 unsupported!(
-    AlterColumn,
     CreateConstraint,
     DropConstraint,
     DropMulticolumnConstraint

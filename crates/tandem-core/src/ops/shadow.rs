@@ -1,0 +1,333 @@
+//! Shadow columns: a change old versions must not see happens in a copy of the column,
+//! `_tandem_new_<col>`, that carries over everything the column had (default, comment, NOT
+//! NULL, checks, foreign keys, indexes), is kept in sync both ways by the trigger, backfilled,
+//! and renamed into place at complete. Rollback drops the copy, and everything on it with it.
+
+use crate::expr::{identifiers, rename_column_refs};
+use crate::ident::{bounded_name, qualified, quote_ident, quote_literal};
+use crate::plan::{Hazard, Lock, Phase, Step, Tx};
+use crate::planner::PlanCx;
+use crate::schema::{ConstraintKind, Schema, Table};
+
+/// What the copy should look like, where it differs from the column.
+#[derive(Default)]
+pub(crate) struct ShadowSpec<'a> {
+    pub type_name: Option<&'a str>,
+    pub nullable: Option<bool>,
+    /// `Some(None)` drops the default.
+    pub default: Option<Option<&'a str>>,
+    pub comment: Option<Option<&'a str>>,
+    /// SQL over the old row that computes the new column; the column itself by default.
+    pub up: Option<&'a str>,
+    /// SQL over the new row that computes the old column; the shadow's value by default.
+    pub down: Option<&'a str>,
+    /// A constraint (or the index backing it) not to carry over: the one being dropped.
+    pub without_constraint: Option<&'a str>,
+}
+
+/// The shadow of `column` in `table` (logical names in `schema`), created on first use in this
+/// migration. Returns its physical name.
+pub(crate) fn shadow_column(
+    schema: &mut Schema,
+    cx: &mut PlanCx,
+    table: &str,
+    column: &str,
+    spec: &ShadowSpec,
+) -> String {
+    let t = schema
+        .table(table)
+        .expect("checked by the operation")
+        .clone();
+    let c = t.column(column).expect("checked by the operation").clone();
+    let existing = cx
+        .shadows
+        .contains(&(t.physical.clone(), c.physical.clone()));
+    let (original, shadow) = if existing {
+        let original = cx.shadow_origin(&t.physical, &c.physical);
+        (original, c.physical.clone())
+    } else {
+        let shadow = bounded_name(&["_tandem_new", &c.physical]);
+        create(cx, &t, &c.physical, &shadow, spec);
+        cx.shadow_created(&t.physical, &c.physical, &shadow);
+        (c.physical.clone(), shadow)
+    };
+    // The trigger's defaults name the row's fields directly; the backfill's names the table's.
+    let trigger_up = spec
+        .up
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("NEW.{}", quote_ident(&original)));
+    let trigger_down = spec
+        .down
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("NEW.{}", quote_ident(&shadow)));
+    let backfill_up = spec
+        .up
+        .map(str::to_string)
+        .unwrap_or_else(|| quote_ident(&original));
+    cx.sync_up(&t.physical, &shadow, &trigger_up);
+    cx.sync_down(&t.physical, &original, &trigger_down);
+    cx.backfill(&t.physical, &shadow, &backfill_up);
+    let virtual_table = schema.table_mut(table).expect("checked");
+    let col = virtual_table.column_mut(column).expect("checked");
+    col.physical.clone_from(&shadow);
+    if let Some(ty) = spec.type_name {
+        col.type_name = ty.to_string();
+    }
+    if let Some(n) = spec.nullable {
+        col.nullable = n;
+    }
+    if let Some(d) = spec.default {
+        col.default = d.map(str::to_string);
+    }
+    if let Some(c) = spec.comment {
+        col.comment = c.map(str::to_string);
+    }
+    shadow
+}
+
+fn create(cx: &mut PlanCx, t: &Table, original: &str, shadow: &str, spec: &ShadowSpec) {
+    let c = t.column_by_physical(original).expect("column exists");
+    let target = qualified(cx.base, &t.physical);
+    let col = quote_ident(shadow);
+    let group = Tx::Group(format!("shadow {}.{}", t.physical, original));
+    let type_name = spec.type_name.unwrap_or(&c.type_name);
+    let step = |what: String, sql: String| Step::sql(Phase::Start, what, sql).tx(group.clone());
+    cx.start(
+        step(
+            format!("add shadow column {col} for {}", quote_ident(original)),
+            format!("ALTER TABLE {target} ADD COLUMN {col} {type_name}"),
+        )
+        .lock(Lock::AccessExclusive),
+    );
+    cx.physical_column_added(&t.physical, shadow);
+    let default = match spec.default {
+        Some(d) => d.map(str::to_string),
+        None => c.default.clone(),
+    };
+    if let Some(d) = default {
+        cx.start(step(
+            "give the shadow column its default".into(),
+            format!("ALTER TABLE {target} ALTER COLUMN {col} SET DEFAULT {d}"),
+        ));
+    }
+    let comment = match spec.comment {
+        Some(cm) => cm.map(str::to_string),
+        None => c.comment.clone(),
+    };
+    if let Some(cm) = comment {
+        cx.start(step(
+            "copy the column comment".into(),
+            format!("COMMENT ON COLUMN {target}.{col} IS {}", quote_literal(&cm)),
+        ));
+    }
+    if !spec.nullable.unwrap_or(c.nullable) {
+        not_null_via_check(cx, &t.physical, shadow, &group);
+    }
+    copy_constraints(cx, t, original, shadow, spec.without_constraint, &group);
+    copy_indexes(cx, t, original, shadow, spec.without_constraint);
+    cx.rollback(
+        Step::sql(
+            Phase::Rollback,
+            format!("drop shadow column {col}"),
+            format!("ALTER TABLE {target} DROP COLUMN IF EXISTS {col}"),
+        )
+        .lock(Lock::AccessExclusive),
+    );
+}
+
+/// NOT NULL without a scan under the exclusive lock: a `NOT VALID` check at start, validated
+/// at complete, which then lets `SET NOT NULL` skip its own scan.
+pub(crate) fn not_null_via_check(cx: &mut PlanCx, physical_table: &str, column: &str, group: &Tx) {
+    let target = qualified(cx.base, physical_table);
+    let name = bounded_name(&["_tandem_nn", physical_table, column]);
+    let col = quote_ident(column);
+    cx.start(
+        Step::sql(
+            Phase::Start,
+            format!("enforce NOT NULL on {col} for new rows"),
+            format!(
+                "ALTER TABLE {target} ADD CONSTRAINT {} CHECK ({col} IS NOT NULL) NOT VALID",
+                quote_ident(&name)
+            ),
+        )
+        .lock(Lock::AccessExclusive)
+        .tx(group.clone()),
+    );
+    validate(cx, physical_table, &name);
+    cx.contract(
+        physical_table,
+        Step::sql(
+            Phase::Complete,
+            format!("make {col} NOT NULL (the validated check spares the scan)"),
+            format!("ALTER TABLE {target} ALTER COLUMN {col} SET NOT NULL"),
+        )
+        .lock(Lock::AccessExclusive),
+    );
+    cx.contract(
+        physical_table,
+        Step::sql(
+            Phase::Complete,
+            "drop the temporary NOT NULL check",
+            format!(
+                "ALTER TABLE {target} DROP CONSTRAINT {}",
+                quote_ident(&name)
+            ),
+        )
+        .lock(Lock::AccessExclusive),
+    );
+}
+
+pub(crate) fn validate(cx: &mut PlanCx, physical_table: &str, constraint: &str) {
+    cx.validate_on_complete(
+        Step::sql(
+            Phase::Complete,
+            format!("validate constraint {}", quote_ident(constraint)),
+            format!(
+                "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+                qualified(cx.base, physical_table),
+                quote_ident(constraint)
+            ),
+        )
+        .lock(Lock::ShareUpdateExclusive),
+    );
+}
+
+/// CHECK and FOREIGN KEY constraints over the column, re-created `NOT VALID` on the shadow
+/// under a temporary name, validated at complete and renamed back once the old column (and
+/// the old constraint with it) is gone.
+fn copy_constraints(
+    cx: &mut PlanCx,
+    t: &Table,
+    original: &str,
+    shadow: &str,
+    skip: Option<&str>,
+    group: &Tx,
+) {
+    let target = qualified(cx.base, &t.physical);
+    for con in &t.constraints {
+        let covers = con
+            .columns
+            .iter()
+            .any(|c| t.column(c).is_some_and(|col| col.physical == original));
+        if !covers || Some(con.name.as_str()) == skip {
+            continue;
+        }
+        let definition = match con.kind {
+            ConstraintKind::Check => rename_column_refs(&con.definition, original, shadow),
+            ConstraintKind::ForeignKey => match con.definition.split_once(" REFERENCES ") {
+                Some((cols, rest)) => format!(
+                    "{} REFERENCES {rest}",
+                    rename_column_refs(cols, original, shadow)
+                ),
+                None => continue,
+            },
+            _ => continue,
+        };
+        let definition = definition
+            .trim_end()
+            .trim_end_matches("NOT VALID")
+            .trim_end()
+            .to_string();
+        let temp = bounded_name(&["_tandem_new", &con.name]);
+        cx.start(
+            Step::sql(
+                Phase::Start,
+                format!(
+                    "copy constraint {} onto the shadow column",
+                    quote_ident(&con.name)
+                ),
+                format!(
+                    "ALTER TABLE {target} ADD CONSTRAINT {} {definition} NOT VALID",
+                    quote_ident(&temp)
+                ),
+            )
+            .lock(Lock::AccessExclusive)
+            .tx(group.clone()),
+        );
+        validate(cx, &t.physical, &temp);
+        cx.contract(
+            &t.physical,
+            Step::sql(
+                Phase::Complete,
+                format!("give constraint {} its name back", quote_ident(&con.name)),
+                format!(
+                    "ALTER TABLE {target} RENAME CONSTRAINT {} TO {}",
+                    quote_ident(&temp),
+                    quote_ident(&con.name)
+                ),
+            )
+            .lock(Lock::AccessExclusive),
+        );
+    }
+}
+
+/// Indexes over the column (plain, unique, partial, expression), built again on the shadow
+/// `CONCURRENTLY` under a temporary name; at complete a unique constraint is re-attached to
+/// its index and other indexes get their names back.
+fn copy_indexes(cx: &mut PlanCx, t: &Table, original: &str, shadow: &str, skip: Option<&str>) {
+    let target = qualified(cx.base, &t.physical);
+    for index in t.indexes.iter().filter(|i| !i.primary) {
+        let Some((head, tail)) = index.definition.split_once(" USING ") else {
+            continue;
+        };
+        let mentions = index
+            .columns
+            .iter()
+            .any(|c| c == original || t.column(c).is_some_and(|col| col.physical == original))
+            || identifiers(tail).iter().any(|i| i == original);
+        if !mentions
+            || Some(index.name.as_str()) == skip
+            || index.constraint.as_deref().is_some_and(|c| Some(c) == skip)
+        {
+            continue;
+        }
+        let temp = bounded_name(&["_tandem_new", &index.name]);
+        let unique = if head.starts_with("CREATE UNIQUE") {
+            "UNIQUE "
+        } else {
+            ""
+        };
+        cx.start(
+            Step::sql(
+                Phase::Start,
+                format!(
+                    "copy index {} onto the shadow column",
+                    quote_ident(&index.name)
+                ),
+                format!(
+                    "CREATE {unique}INDEX CONCURRENTLY {} ON {target} USING {}",
+                    quote_ident(&temp),
+                    rename_column_refs(tail, original, shadow)
+                ),
+            )
+            .tx(Tx::None)
+            .lock(Lock::ShareUpdateExclusive)
+            .hazard(Hazard::IndexBuild)
+            .cleanup(format!(
+                "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                qualified(cx.base, &temp)
+            )),
+        );
+        let finish = match index.constraint.as_deref().and_then(|c| t.constraint(c)) {
+            Some(con) if con.kind == ConstraintKind::Unique => format!(
+                "ALTER TABLE {target} ADD CONSTRAINT {} UNIQUE USING INDEX {}",
+                quote_ident(&con.name),
+                quote_ident(&temp)
+            ),
+            _ => format!(
+                "ALTER INDEX {} RENAME TO {}",
+                qualified(cx.base, &temp),
+                quote_ident(&index.name)
+            ),
+        };
+        cx.contract(
+            &t.physical,
+            Step::sql(
+                Phase::Complete,
+                format!("give index {} its name back", quote_ident(&index.name)),
+                finish,
+            )
+            .lock(Lock::AccessExclusive),
+        );
+    }
+}
