@@ -7,9 +7,12 @@ use crate::schema::Schema;
 
 mod add_column;
 mod alter_column;
+mod create_constraint;
 mod create_index;
 mod create_table;
 mod drop_column;
+mod drop_constraint;
+mod drop_multicolumn_constraint;
 mod drop_index;
 mod drop_table;
 mod rename_column;

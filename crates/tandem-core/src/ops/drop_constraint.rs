@@ -1,0 +1,82 @@
+//! `drop_constraint`: the constraint's column is copied into a shadow column without that
+//! constraint, so the new version is free of it while old versions keep it; `up`/`down`
+//! translate between the two. Complete drops the old column, and the constraint with it.
+
+use crate::migration::DropConstraint;
+use crate::ops::shadow::{shadow_column, ShadowSpec};
+use crate::ops::{unknown_table, Op};
+use crate::planner::PlanCx;
+use crate::problem::Problem;
+use crate::schema::{ConstraintKind, Schema};
+
+impl Op for DropConstraint {
+    fn check(&self, schema: &Schema) -> Vec<Problem> {
+        let Some(table) = schema.table(&self.table) else {
+            return vec![unknown_table("/table", &self.table, schema)];
+        };
+        check_droppable(table, &self.name, false)
+    }
+
+    fn plan(&self, schema: &mut Schema, cx: &mut PlanCx) {
+        let Some(con) = schema
+            .table(&self.table)
+            .and_then(|t| t.constraint(&self.name))
+            .cloned()
+        else {
+            return;
+        };
+        let spec = ShadowSpec {
+            up: self.up.as_deref(),
+            down: self.down.as_deref(),
+            without_constraint: Some(&self.name),
+            ..ShadowSpec::default()
+        };
+        for column in &con.columns {
+            shadow_column(schema, cx, &self.table, column, &spec);
+        }
+        forget_constraint(schema, &self.table, &self.name);
+    }
+}
+
+/// Problems with dropping constraint `name` of `table` through shadow columns.
+pub(crate) fn check_droppable(
+    table: &crate::schema::Table,
+    name: &str,
+    multicolumn: bool,
+) -> Vec<Problem> {
+    let Some(con) = table.constraint(name) else {
+        let names: Vec<&str> = table.constraints.iter().map(|c| c.name.as_str()).collect();
+        return vec![Problem::new(
+            "/name",
+            format!(
+                "constraint \"{name}\" does not exist on table \"{}\"",
+                table.name
+            ),
+        )
+        .with_hint(format!("its constraints: {}", names.join(", ")))];
+    };
+    let mut problems = Vec::new();
+    if con.kind == ConstraintKind::PrimaryKey {
+        problems.push(Problem::new(
+            "/name",
+            "dropping a primary key is not supported yet",
+        ));
+    }
+    if !multicolumn && con.columns.len() != 1 {
+        problems.push(
+            Problem::new(
+                "/name",
+                format!("constraint \"{name}\" covers {} columns", con.columns.len()),
+            )
+            .with_hint("use drop_multicolumn_constraint, with `up` and `down` per column"),
+        );
+    }
+    problems
+}
+
+pub(crate) fn forget_constraint(schema: &mut Schema, table: &str, name: &str) {
+    if let Some(t) = schema.table_mut(table) {
+        t.constraints.retain(|c| c.name != name);
+        t.indexes.retain(|i| i.constraint.as_deref() != Some(name));
+    }
+}

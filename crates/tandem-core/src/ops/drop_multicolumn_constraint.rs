@@ -1,0 +1,60 @@
+//! `drop_multicolumn_constraint`: `drop_constraint` for a constraint over several columns,
+//! with `up` and `down` given per column.
+
+use crate::migration::DropMulticolumnConstraint;
+use crate::ops::drop_constraint::{check_droppable, forget_constraint};
+use crate::ops::shadow::{shadow_column, ShadowSpec};
+use crate::ops::{unknown_table, Op};
+use crate::planner::PlanCx;
+use crate::problem::{pointer_token, Problem};
+use crate::schema::Schema;
+
+impl Op for DropMulticolumnConstraint {
+    fn check(&self, schema: &Schema) -> Vec<Problem> {
+        let Some(table) = schema.table(&self.table) else {
+            return vec![unknown_table("/table", &self.table, schema)];
+        };
+        let mut problems = check_droppable(table, &self.name, true);
+        if let Some(con) = table.constraint(&self.name) {
+            for (field, map) in [("up", &self.up), ("down", &self.down)] {
+                for key in map.iter().flat_map(|m| m.keys()) {
+                    if !con.columns.contains(key) {
+                        problems.push(Problem::new(
+                            format!("/{field}/{}", pointer_token(key)),
+                            format!("\"{key}\" is not one of the constraint's columns"),
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    fn plan(&self, schema: &mut Schema, cx: &mut PlanCx) {
+        let Some(con) = schema
+            .table(&self.table)
+            .and_then(|t| t.constraint(&self.name))
+            .cloned()
+        else {
+            return;
+        };
+        for column in &con.columns {
+            let spec = ShadowSpec {
+                up: self
+                    .up
+                    .as_ref()
+                    .and_then(|m| m.get(column))
+                    .map(String::as_str),
+                down: self
+                    .down
+                    .as_ref()
+                    .and_then(|m| m.get(column))
+                    .map(String::as_str),
+                without_constraint: Some(&self.name),
+                ..ShadowSpec::default()
+            };
+            shadow_column(schema, cx, &self.table, column, &spec);
+        }
+        forget_constraint(schema, &self.table, &self.name);
+    }
+}
