@@ -375,3 +375,34 @@ async fn a_new_version_on_the_search_path_writes_through_down_not_up() {
         ["from-up"]
     );
 }
+
+#[tokio::test]
+async fn a_failed_start_undoes_only_what_ran() {
+    let (db, _v1) = setup().await;
+    let client = db.client().await;
+    let before = catalog_snapshot(&client).await;
+    let broken = migration_file(
+        "02_audit.json",
+        r#"{"operations": [{"sql": {"up": "CREATE TABLE audit (id nonsense_type PRIMARY KEY)", "down": "DROP TABLE audit"}}]}"#,
+    );
+    let out = db.tandem(&["start", broken.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nonsense_type") && stderr.contains("rolled back"),
+        "{stderr}"
+    );
+    assert_eq!(before, catalog_snapshot(&client).await);
+    let status: serde_json::Value =
+        serde_json::from_str(&db.tandem_ok(&["status", "--json"])).unwrap();
+    assert!(status["in_flight"].is_null(), "{status}");
+    let fixed = migration_file(
+        "02_audit.json",
+        r#"{"operations": [{"sql": {"up": "CREATE TABLE audit (id int PRIMARY KEY)", "down": "DROP TABLE audit"}}]}"#,
+    );
+    db.tandem_ok(&["start", "--complete", fixed.to_str().unwrap()]);
+    assert_eq!(
+        db.tandem_ok(&["latest", "schema"]).trim(),
+        "public_02_audit"
+    );
+}

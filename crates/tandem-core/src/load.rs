@@ -45,9 +45,9 @@ pub fn load_migration(
 ) -> Result<Migration, Vec<Problem>> {
     // Editors on Windows may write a byte order mark; neither parser accepts one.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let value = parse(text, format).map_err(|mut p| {
-        p.file = Some(display.to_string());
-        vec![p]
+    let value = parse(text, format).map_err(|problem| {
+        let file = Some(display.to_string());
+        vec![Problem { file, ..*problem }]
     })?;
     let mut found = schema_problems(&value);
     found.extend(consistency_problems(&value, stem));
@@ -69,26 +69,86 @@ fn build(file: MigrationFile, stem: &str) -> Migration {
     }
 }
 
-fn parse(text: &str, format: Format) -> Result<Value, Problem> {
-    match format {
-        Format::Json => serde_json::from_str(text).map(|Strict(v)| v).map_err(|e| {
+fn parse(text: &str, format: Format) -> Result<Value, Box<Problem>> {
+    let parsed = match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| {
             let at = (e.line(), e.column().max(1));
             syntax_problem("JSON", &e.to_string(), Some(at))
         }),
-        Format::Yaml => serde_norway::from_str(text).map(|Strict(v)| v).map_err(|e| {
-            let at = e.location().map(|l| (l.line(), l.column()));
-            syntax_problem("YAML", &e.to_string(), at)
+        Format::Yaml => serde_norway::from_str(text).map_err(|e| match e.location() {
+            None => yaml_documents_problem(text),
+            Some(_) => yaml_problem(&e),
         }),
+    };
+    parsed.map(|Strict(value)| value).map_err(Box::new)
+}
+
+fn yaml_problem(e: &serde_norway::Error) -> Problem {
+    let at = e.location().map(|l| (l.line(), l.column()));
+    syntax_problem("YAML", &e.to_string(), at)
+}
+
+/// serde_norway reports a stream of several documents without a position, also when the
+/// second "document" is just where the scanner gave up on a broken first one; reading the
+/// documents one by one finds the real error and its position.
+fn yaml_documents_problem(text: &str) -> Problem {
+    // The iterator repeats its last error forever, hence `take`.
+    for document in serde_norway::Deserializer::from_str(text).take(2) {
+        if let Err(e) = Strict::deserialize(document) {
+            if e.location().is_some() {
+                return yaml_problem(&e);
+            }
+        }
     }
+    let message = "a migration file is one YAML document, found more than one";
+    let line = second_document_line(text).unwrap_or(1);
+    syntax_problem("YAML", message, Some((line, 1)))
+}
+
+/// The 1-based line of the `---` that starts a second document.
+fn second_document_line(text: &str) -> Option<usize> {
+    let mut content_seen = false;
+    for (i, line) in text.lines().enumerate() {
+        let marker = line == "---" || line.starts_with("--- ");
+        if marker && content_seen {
+            return Some(i + 1);
+        }
+        let trimmed = line.trim_start();
+        content_seen |= !marker && !trimmed.is_empty() && !trimmed.starts_with('#');
+    }
+    None
 }
 
 fn syntax_problem(language: &str, message: &str, at: Option<(usize, usize)>) -> Problem {
-    // Both parsers append the position to the message; the Problem carries it separately.
-    let message = message.split(" at line ").next().unwrap_or(message);
+    let message = without_positions(message);
     let mut problem = Problem::new("", format!("invalid {language}: {message}"));
     problem.line = at.map(|(l, _)| l);
     problem.column = at.map(|(_, c)| c);
     problem
+}
+
+/// Removes the parsers' ` at line N column M`: the Problem carries the position separately.
+fn without_positions(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(i) = rest.find(" at line ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + " at line ".len()..];
+        let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let line_len = digits(after);
+        let tail = &after[line_len..];
+        match tail.strip_prefix(" column ") {
+            Some(column) if line_len > 0 && digits(column) > 0 => {
+                rest = &column[digits(column)..];
+            }
+            _ => {
+                out.push_str(" at line ");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A parsed value that refuses duplicate keys, which both parsers would otherwise resolve by
@@ -245,8 +305,7 @@ fn schema() -> &'static Schema {
         let text = include_str!("../../../schema/migration.schema.json");
         // Both are compiled into the binary and covered by tests, so failing here is a build bug.
         let document: Value = serde_json::from_str(text).expect("embedded schema is JSON");
-        let validator =
-            jsonschema::draft202012::new(&document).expect("embedded schema is valid");
+        let validator = jsonschema::draft202012::new(&document).expect("embedded schema is valid");
         let operations = operation_names(&document);
         Schema {
             document,
@@ -295,7 +354,10 @@ fn convert(error: &ValidationError, found: &mut Vec<Found>) {
         Kind::Type { .. } => found.push(type_problem(path, schema_path, instance)),
         Kind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
-            found.push(Found::new(path, format!("missing required field \"{name}\"")));
+            found.push(Found::new(
+                path,
+                format!("missing required field \"{name}\""),
+            ));
         }
         Kind::AdditionalProperties { unexpected } => {
             for field in unexpected {
@@ -381,7 +443,11 @@ fn operations_hint(typo: Option<&str>) -> String {
 }
 
 fn empty_operations() -> Found {
-    Found::new("/operations", "operations is empty: this migration would do nothing").hint(Some(
+    Found::new(
+        "/operations",
+        "operations is empty: this migration would do nothing",
+    )
+    .hint(Some(
         "add the operations to run; an empty migration would be recorded as applied \
          (pgroll accepts it silently, and migrations have been lost that way)"
             .to_string(),
@@ -401,7 +467,11 @@ fn type_problem(path: &str, schema_path: &str, instance: &Value) -> Found {
     let scalar = matches!(instance, Value::Number(_) | Value::Bool(_));
     let hint = (scalar && expected.contains("a string"))
         .then(|| "put the value in quotes to make it a string".to_string());
-    Found::new(path, format!("expected {expected}, found {}", describe(instance))).hint(hint)
+    Found::new(
+        path,
+        format!("expected {expected}, found {}", describe(instance)),
+    )
+    .hint(hint)
 }
 
 fn unknown_field(path: &str, schema_path: &str, field: &str) -> Found {
@@ -534,7 +604,7 @@ fn describe(value: &Value) -> String {
 
 /// The candidate closest to a misspelt `word`, if it is close enough to be what was meant.
 fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() + 2) / 3;
+    let limit = word.chars().count().div_ceil(3);
     candidates
         .map(|c| (edit_distance(word, c), c))
         .filter(|&(d, _)| d <= limit)
@@ -556,7 +626,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -688,7 +760,12 @@ fn create_index_problems(at: &str, body: &Map<String, Value>, found: &mut Vec<Fo
 
 /// The fields each kind of constraint cannot do without, in `create_constraint` and in
 /// `create_table`'s `constraints` (where `exclude` is also possible).
-fn constraint_problems(at: &str, body: &Map<String, Value>, in_table: bool, found: &mut Vec<Found>) {
+fn constraint_problems(
+    at: &str,
+    body: &Map<String, Value>,
+    in_table: bool,
+    found: &mut Vec<Found>,
+) {
     let Some(kind) = body.get("type").and_then(Value::as_str) else {
         return;
     };
@@ -748,7 +825,11 @@ mod tests {
 
     #[test]
     fn name_defaults_to_stem() {
-        let m = load("operations:\n  - drop_index:\n      name: i\n", Format::Yaml).unwrap();
+        let m = load(
+            "operations:\n  - drop_index:\n      name: i\n",
+            Format::Yaml,
+        )
+        .unwrap();
         assert_eq!(m.name, "m");
         assert_eq!(m.operations[0].key(), "drop_index");
     }
@@ -780,8 +861,14 @@ mod tests {
     fn unknown_field_suggests_the_closest() {
         let p = problems("operations:\n  - drop_column:\n      tabel: t\n      column: c\n");
         let unknown = p.iter().find(|p| p.message.contains("tabel")).unwrap();
-        assert!(unknown.hint.as_deref().unwrap().starts_with("did you mean \"table\"?"));
-        assert!(p.iter().any(|p| p.message == "missing required field \"table\""));
+        assert!(unknown
+            .hint
+            .as_deref()
+            .unwrap()
+            .starts_with("did you mean \"table\"?"));
+        assert!(p
+            .iter()
+            .any(|p| p.message == "missing required field \"table\""));
     }
 
     #[test]
@@ -797,39 +884,76 @@ mod tests {
                 "operation must have exactly one key, found: drop_index, drop_table",
             ]
         );
-        assert!(p[0].hint.as_deref().unwrap().starts_with("did you mean \"add_column\"?"));
-        assert_eq!(pointers(&p), ["/operations/0", "/operations/1", "/operations/2", "/operations/3"]);
+        assert!(p[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .starts_with("did you mean \"add_column\"?"));
+        assert_eq!(
+            pointers(&p),
+            [
+                "/operations/0",
+                "/operations/1",
+                "/operations/2",
+                "/operations/3"
+            ]
+        );
     }
 
     #[test]
     fn errors_inside_a_known_operation_are_its_own() {
-        let p = problems("operations:\n  - alter_column:\n      table: t\n      column: c\n      comment: 3\n");
+        let p = problems(
+            "operations:\n  - alter_column:\n      table: t\n      column: c\n      comment: 3\n",
+        );
         assert_eq!(pointers(&p), ["/operations/0/alter_column/comment"]);
-        assert_eq!(p[0].message, "expected a string or null, found the number 3");
+        assert_eq!(
+            p[0].message,
+            "expected a string or null, found the number 3"
+        );
     }
 
     #[test]
     fn index_columns_forms() {
-        for columns in ["[a, b]", "[{column: a, sort: DESC}]", "{a: {}, b: {opclass: {name: x}}}"] {
-            let text = format!("operations:\n  - create_index: {{name: i, table: t, columns: {columns}}}\n");
+        for columns in [
+            "[a, b]",
+            "[{column: a, sort: DESC}]",
+            "{a: {}, b: {opclass: {name: x}}}",
+        ] {
+            let text = format!(
+                "operations:\n  - create_index: {{name: i, table: t, columns: {columns}}}\n"
+            );
             load(&text, Format::Yaml).unwrap();
         }
         let p = problems("operations:\n  - create_index: {name: i, table: t, columns: [a, {column: b, sortt: x}, 3]}\n");
-        let got: Vec<(&str, &str)> = p.iter().map(|p| (p.pointer.as_str(), p.message.as_str())).collect();
+        let got: Vec<(&str, &str)> = p
+            .iter()
+            .map(|p| (p.pointer.as_str(), p.message.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
-                ("/operations/0/create_index/columns/1", "unknown field \"sortt\""),
-                ("/operations/0/create_index/columns/2", "expected a string or an object, found the number 3"),
+                (
+                    "/operations/0/create_index/columns/1",
+                    "unknown field \"sortt\""
+                ),
+                (
+                    "/operations/0/create_index/columns/2",
+                    "expected a string or an object, found the number 3"
+                ),
             ]
         );
         let p = problems("operations:\n  - create_index: {name: i, table: t, columns: 7}\n");
-        assert_eq!(p[0].message, "expected a list or an object, found the number 7");
+        assert_eq!(
+            p[0].message,
+            "expected a list or an object, found the number 7"
+        );
     }
 
     #[test]
     fn enum_values_are_listed() {
-        let p = problems("operations:\n  - create_constraint: {table: t, name: c, type: uniq, columns: [a]}\n");
+        let p = problems(
+            "operations:\n  - create_constraint: {table: t, name: c, type: uniq, columns: [a]}\n",
+        );
         assert_eq!(pointers(&p), ["/operations/0/create_constraint/type"]);
         assert_eq!(
             p[0].message,
@@ -848,20 +972,35 @@ mod tests {
     #[test]
     fn empty_and_non_object_files() {
         assert_eq!(problems("")[0].message, "the file is empty");
-        assert_eq!(problems("- a\n")[0].message, "expected an object, found a list");
+        assert_eq!(
+            problems("- a\n")[0].message,
+            "expected an object, found a list"
+        );
         let p = load("{}", Format::Json).unwrap_err();
         assert_eq!(p[0].message, "missing required field \"operations\"");
     }
 
     #[test]
     fn syntax_errors_have_positions() {
-        let p = load("{\n  \"operations\": [\n    {\"sql\" {}}\n  ]\n}", Format::Json).unwrap_err();
+        let p = load(
+            "{\n  \"operations\": [\n    {\"sql\" {}}\n  ]\n}",
+            Format::Json,
+        )
+        .unwrap_err();
         assert_eq!(p.len(), 1);
         assert_eq!((p[0].line, p[0].column), (Some(3), Some(12)));
-        assert!(p[0].message.starts_with("invalid JSON: "), "{}", p[0].message);
+        assert!(
+            p[0].message.starts_with("invalid JSON: "),
+            "{}",
+            p[0].message
+        );
         assert!(!p[0].message.contains("line"));
         let p = problems("operations:\n  - sql:\n      up: 'unterminated\n");
-        assert!(p[0].message.starts_with("invalid YAML: "), "{}", p[0].message);
+        assert!(
+            p[0].message.starts_with("invalid YAML: "),
+            "{}",
+            p[0].message
+        );
         assert!(p[0].line.is_some() && p[0].column.is_some());
     }
 
@@ -876,10 +1015,36 @@ mod tests {
     }
 
     #[test]
+    fn positions_are_removed_from_parser_messages() {
+        assert_eq!(
+            without_positions("did not find expected key at line 4 column 5, while parsing a block mapping at line 2 column 3"),
+            "did not find expected key, while parsing a block mapping"
+        );
+        assert_eq!(without_positions("x at line y"), "x at line y");
+    }
+
+    #[test]
+    fn several_yaml_documents() {
+        let p = problems("---\noperations: []\n---\noperations: []\n");
+        assert_eq!(
+            p[0].message,
+            "invalid YAML: a migration file is one YAML document, found more than one"
+        );
+        assert_eq!(p[0].line, Some(3));
+        // An unterminated quote makes the parser see a second document; the real error is found.
+        let p = problems("\"operations:\n  - drop_index:\n      name: i\n");
+        assert!(p[0].message.contains("quoted scalar"), "{}", p[0]);
+        assert_eq!(p[0].line, Some(4));
+    }
+
+    #[test]
     fn numbers_for_strings_get_a_quoting_hint() {
         let p = problems("operations:\n  - add_column:\n      table: t\n      column: {name: p, type: numeric, default: 0.00}\n");
         assert_eq!(p[0].message, "expected a string, found the number 0.0");
-        assert_eq!(p[0].hint.as_deref(), Some("put the value in quotes to make it a string"));
+        assert_eq!(
+            p[0].hint.as_deref(),
+            Some("put the value in quotes to make it a string")
+        );
     }
 
     #[test]
@@ -890,7 +1055,11 @@ mod tests {
 
     #[test]
     fn byte_order_mark_is_ignored() {
-        load("\u{feff}{\"operations\": [{\"drop_index\": {\"name\": \"i\"}}]}", Format::Json).unwrap();
+        load(
+            "\u{feff}{\"operations\": [{\"drop_index\": {\"name\": \"i\"}}]}",
+            Format::Json,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -926,7 +1095,10 @@ mod tests {
             ]
         );
         assert_eq!(p[1].message, "column \"a\" appears twice in table \"t\"");
-        assert_eq!(p[5].message, "missing field \"references\", required for a foreign key constraint");
+        assert_eq!(
+            p[5].message,
+            "missing field \"references\", required for a foreign key constraint"
+        );
     }
 
     #[test]
@@ -946,10 +1118,15 @@ mod tests {
 
     #[test]
     fn problems_are_deduplicated_and_in_file_order() {
-        let p = problems("operations:\n  - rename_table: {from: a, to: 1}\n  - rename_table: {from: 1, to: b}\n");
+        let p = problems(
+            "operations:\n  - rename_table: {from: a, to: 1}\n  - rename_table: {from: 1, to: b}\n",
+        );
         assert_eq!(
             pointers(&p),
-            ["/operations/0/rename_table/to", "/operations/1/rename_table/from"]
+            [
+                "/operations/0/rename_table/to",
+                "/operations/1/rename_table/from"
+            ]
         );
     }
 

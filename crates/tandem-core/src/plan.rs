@@ -85,6 +85,10 @@ pub struct Step {
     /// `CREATE INDEX CONCURRENTLY` leaves an invalid index behind that must be dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<String>,
+    /// For a rollback step that is not idempotent (raw `down` SQL): the index of the start
+    /// step it undoes. When a start fails midway, such a step runs only if that start step ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undoes_start_step: Option<usize>,
 }
 
 impl Step {
@@ -97,6 +101,7 @@ impl Step {
             lock: Lock::None,
             hazards: Vec::new(),
             cleanup: None,
+            undoes_start_step: None,
         }
     }
     pub fn cleanup(mut self, sql: impl Into<String>) -> Self {
@@ -143,4 +148,15 @@ pub struct Plan {
     /// Raw SQL at start may create tables the planner cannot see: the executor re-reads the
     /// schema after the start steps and creates the version schema's views from what it finds.
     pub views_from_live_schema: bool,
+}
+
+impl Plan {
+    /// The rollback steps that undo a start which ran only its first `started` steps.
+    pub fn rollback_after_partial_start(&self, started: usize) -> Vec<Step> {
+        self.rollback
+            .iter()
+            .filter(|s| s.undoes_start_step.is_none_or(|i| i < started))
+            .cloned()
+            .collect()
+    }
 }

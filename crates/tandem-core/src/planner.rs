@@ -44,11 +44,18 @@ pub struct PlanCx<'a> {
     pub(crate) shadows: std::collections::BTreeSet<(String, String)>,
     /// shadow → original column, per physical table.
     pub(crate) shadow_origins: BTreeMap<(String, String), String>,
+    /// (physical table, constraint or index) not to carry over onto shadows.
+    pub(crate) skip_copies: std::collections::BTreeSet<(String, String)>,
 }
 
 impl PlanCx<'_> {
     pub fn start(&mut self, step: Step) {
         self.start.push(step);
+    }
+    /// Rolls back the start step pushed last; runs only if that step ran.
+    pub fn rollback_of_last_start(&mut self, mut step: Step) {
+        step.undoes_start_step = self.start.len().checked_sub(1);
+        self.rollback(step);
     }
     pub fn rollback(&mut self, step: Step) {
         if let Some(current) = self.rollback.last_mut() {
@@ -126,6 +133,27 @@ impl PlanCx<'_> {
             original.to_string(),
         );
     }
+    pub(crate) fn skip_copy(&mut self, table: &str, name: &str) {
+        self.skip_copies
+            .insert((table.to_string(), name.to_string()));
+    }
+    pub(crate) fn skipped_copies(&self, table: &str) -> Vec<String> {
+        self.skip_copies
+            .iter()
+            .filter(|(t, _)| t == table)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+    /// (original, shadow) column pairs per physical table.
+    pub(crate) fn shadows_by_table(&self) -> BTreeMap<String, Vec<(String, String)>> {
+        let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for ((table, shadow), original) in &self.shadow_origins {
+            out.entry(table.clone())
+                .or_default()
+                .push((original.clone(), shadow.clone()));
+        }
+        out
+    }
     pub(crate) fn shadow_origin(&self, table: &str, shadow: &str) -> String {
         self.shadow_origins
             .get(&(table.to_string(), shadow.to_string()))
@@ -182,6 +210,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         created: Default::default(),
         shadows: Default::default(),
         shadow_origins: BTreeMap::new(),
+        skip_copies: Default::default(),
     };
     let mut schema = input.schema.clone();
     for (i, operation) in input.migration.operations.iter().enumerate() {
@@ -197,6 +226,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         cx.rollback.push(Vec::new());
         op.plan(&mut schema, &mut cx);
     }
+    crate::ops::copy_onto_shadows(&mut cx);
     let start = start_steps(&mut cx, &schema);
     if !cx.problems.is_empty() {
         return Err(cx.problems);
@@ -249,6 +279,7 @@ fn start_steps(cx: &mut PlanCx, after: &Schema) -> Vec<Step> {
                 lock: Lock::RowExclusive,
                 hazards: vec![Hazard::Backfill],
                 cleanup: None,
+                undoes_start_step: None,
             }),
             Err(p) => cx.problems.push(p),
         }

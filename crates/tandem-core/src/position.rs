@@ -133,7 +133,13 @@ impl<'a> Flow<'a> {
         }
     }
 
-    fn find_member(&self, mut i: usize, token: &str, rest: &[String], depth: usize) -> Option<usize> {
+    fn find_member(
+        &self,
+        mut i: usize,
+        token: &str,
+        rest: &[String],
+        depth: usize,
+    ) -> Option<usize> {
         loop {
             i = self.space(i);
             if *self.bytes.get(i)? == b'}' {
@@ -164,7 +170,13 @@ impl<'a> Flow<'a> {
         }
     }
 
-    fn find_item(&self, mut i: usize, index: usize, rest: &[String], depth: usize) -> Option<usize> {
+    fn find_item(
+        &self,
+        mut i: usize,
+        index: usize,
+        rest: &[String],
+        depth: usize,
+    ) -> Option<usize> {
         let mut n = 0;
         loop {
             i = self.space(i);
@@ -260,7 +272,8 @@ impl<'a> Flow<'a> {
                 }
                 _ => {}
             }
-            at_scalar_start = matches!(c, b'[' | b'{' | b',' | b':') || (is_space(c) && at_scalar_start);
+            at_scalar_start =
+                matches!(c, b'[' | b'{' | b',' | b':') || (is_space(c) && at_scalar_start);
             i += 1;
         }
         None
@@ -310,7 +323,10 @@ impl<'a> Yaml<'a> {
     }
 
     fn locate(&self, tokens: &[String]) -> Option<usize> {
-        let first = self.document_start()?;
+        let Some(first) = self.document_start() else {
+            // A file of comments is an empty document, which starts where the file does.
+            return tokens.is_empty().then_some(0);
+        };
         let line = &self.lines[first];
         let (node, at, _) = self.block(first, line.start + line.indent, 0, 0)?;
         if tokens.is_empty() {
@@ -377,7 +393,9 @@ impl<'a> Yaml<'a> {
     }
 
     fn line_of(&self, offset: usize) -> usize {
-        self.lines.partition_point(|l| l.start <= offset).saturating_sub(1)
+        self.lines
+            .partition_point(|l| l.start <= offset)
+            .saturating_sub(1)
     }
 
     fn column(&self, offset: usize) -> usize {
@@ -409,11 +427,12 @@ impl<'a> Yaml<'a> {
         let mut dash = at;
         loop {
             let after = skip_inline_space(self.bytes, dash + 1, self.lines[line].end);
-            let (child, child_at, next) = if after >= self.lines[line].end || self.bytes[after] == b'#' {
-                self.nested(line + 1, column, dash, false, depth)?
-            } else {
-                self.block(line, after, column, depth + 1)?
-            };
+            let (child, child_at, next) =
+                if after >= self.lines[line].end || self.bytes[after] == b'#' {
+                    self.nested(line + 1, column, dash, false, depth)?
+                } else {
+                    self.block(line, after, column, depth + 1)?
+                };
             items.push((child_at, child));
             match self.next_content(next) {
                 Some(n) if self.lines[n].indent == column && is_dash(self.content(n)) => {
@@ -469,7 +488,14 @@ impl<'a> Yaml<'a> {
 
     /// A node on the lines after a `key:` or `-` with nothing after it. A mapping's value may be
     /// a sequence at the key's own indentation.
-    fn nested(&self, line: usize, parent: usize, owner: usize, in_map: bool, depth: usize) -> Option<Parsed> {
+    fn nested(
+        &self,
+        line: usize,
+        parent: usize,
+        owner: usize,
+        in_map: bool,
+        depth: usize,
+    ) -> Option<Parsed> {
         let Some(n) = self.next_content(line) else {
             return Some((Node::Leaf, owner, self.lines.len()));
         };
@@ -513,7 +539,10 @@ impl<'a> Yaml<'a> {
             return (b.get(colon) == Some(&b':') && ends_indicator(b, colon + 1, end))
                 .then(|| Some((unquote(self.text.get(at..close)?)?, colon)))?;
         }
-        if matches!(first, b'#' | b'[' | b'{' | b'|' | b'>' | b'?' | b'&' | b'*' | b'!' | b'%' | b'@' | b'`') {
+        if matches!(
+            first,
+            b'#' | b'[' | b'{' | b'|' | b'>' | b'?' | b'&' | b'*' | b'!' | b'%' | b'@' | b'`'
+        ) {
             return None;
         }
         let mut i = at;
@@ -609,8 +638,11 @@ tail:
     fn yaml_flow_collections_are_scanned() {
         assert_eq!(y("/operations/2/create_index/columns"), Some((16, 9)));
         assert_eq!(y("/operations/2/create_index/columns/1"), Some((16, 22)));
-        assert_eq!(y("/operations/2/create_index/columns/1/sort"), Some((16, 34)));
-        assert_eq!(y("/operations/3/rename_table/to"), Some((19, 33)));
+        assert_eq!(
+            y("/operations/2/create_index/columns/1/sort"),
+            Some((16, 34))
+        );
+        assert_eq!(y("/operations/3/rename_table/to"), Some((19, 29)));
     }
 
     #[test]
@@ -624,14 +656,20 @@ tail:
     #[test]
     fn yaml_compact_sequence_under_key() {
         let text = "operations:\n- sql:\n    up: a\n- sql:\n    up: b\nname: n\n";
-        assert_eq!(locate(text, Format::Yaml, "/operations/1/sql/up"), Some((5, 5)));
+        assert_eq!(
+            locate(text, Format::Yaml, "/operations/1/sql/up"),
+            Some((5, 5))
+        );
         assert_eq!(locate(text, Format::Yaml, "/name"), Some((6, 1)));
     }
 
     #[test]
     fn yaml_document_marker_and_quoted_keys() {
         let text = "---\n\"operations\":\n  - 'drop_index':\n      name: i\n";
-        assert_eq!(locate(text, Format::Yaml, "/operations/0/drop_index/name"), Some((4, 7)));
+        assert_eq!(
+            locate(text, Format::Yaml, "/operations/0/drop_index/name"),
+            Some((4, 7))
+        );
     }
 
     #[test]
@@ -640,7 +678,7 @@ tail:
         let j = |p| locate(text, Format::Json, p);
         assert_eq!(j(""), Some((1, 1)));
         assert_eq!(j("/a\"b"), Some((2, 3)));
-        assert_eq!(j("/operations/0/sql/up"), Some((4, 15)));
+        assert_eq!(j("/operations/0/sql/up"), Some((4, 14)));
         assert_eq!(j("/operations/1"), Some((5, 5)));
         assert_eq!(j("/operations/1/a~1b/1"), Some((5, 17)));
         assert_eq!(j("/operations/2"), None);

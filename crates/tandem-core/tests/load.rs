@@ -82,11 +82,16 @@ fn legacy_index_columns_object_is_normalised() {
         panic!("expected create_index");
     };
     assert_eq!(index.columns.0[0].column, "id");
-    assert_eq!(index.columns.0[0].opclass.as_ref().unwrap().name, "int8_ops");
+    assert_eq!(
+        index.columns.0[0].opclass.as_ref().unwrap().name,
+        "int8_ops"
+    );
 }
 
 fn bad(name: &str) -> Vec<Problem> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bad")
+        .join(name);
     let problems = load_path(&path).expect_err("bad fixture loaded");
     for p in &problems {
         assert!(p.file.as_deref().unwrap().ends_with(name), "{p}");
@@ -125,7 +130,10 @@ fn unknown_field() {
     let p = bad("unknown_field.yaml");
     assert_eq!(located(&p), [("/operations/0/drop_column", 5)]);
     assert_eq!(p[0].message, "unknown field \"cascade\"");
-    assert_eq!(p[0].hint.as_deref(), Some("fields here: table, column, down"));
+    assert_eq!(
+        p[0].hint.as_deref(),
+        Some("fields here: table, column, down")
+    );
 }
 
 #[test]
@@ -179,8 +187,14 @@ fn missing_required_field() {
 #[test]
 fn duplicate_column_in_create_table() {
     let p = bad("duplicate_column.yaml");
-    assert_eq!(located(&p), [("/operations/0/create_table/columns/2/name", 10)]);
-    assert_eq!(p[0].message, "column \"email\" appears twice in table \"users\"");
+    assert_eq!(
+        located(&p),
+        [("/operations/0/create_table/columns/2/name", 10)]
+    );
+    assert_eq!(
+        p[0].message,
+        "column \"email\" appears twice in table \"users\""
+    );
 }
 
 #[test]
@@ -195,9 +209,16 @@ fn every_error_in_a_file_is_reported() {
         ]
     );
     assert_eq!(p[1].message, "unknown field \"nulable\"");
-    assert!(p[1].hint.as_deref().unwrap().starts_with("did you mean \"nullable\"?"));
+    assert!(p[1]
+        .hint
+        .as_deref()
+        .unwrap()
+        .starts_with("did you mean \"nullable\"?"));
     let shown = p[0].to_string();
-    assert!(shown.contains("three_errors.yaml:8:11: /operations/0/create_table/columns/0/nullable: "), "{shown}");
+    assert!(
+        shown.contains("three_errors.yaml:8:11: /operations/0/create_table/columns/0/nullable: "),
+        "{shown}"
+    );
 }
 
 /// Every pointer into a parsed value, with the member name it ends in (if any).
@@ -249,7 +270,10 @@ fn every_value_in_the_examples_is_located() {
             for (pointer, key) in &all {
                 let found = tandem_core::position::locate(text, *format, pointer);
                 if !found.is_some_and(|at| lands_on(text, at, key.as_deref())) {
-                    misses.push(format!("{} ({format:?}): {pointer}: {found:?}", path.display()));
+                    misses.push(format!(
+                        "{} ({format:?}): {pointer}: {found:?}",
+                        path.display()
+                    ));
                 }
             }
         }
@@ -262,5 +286,7 @@ fn lands_on(text: &str, (line, column): (usize, usize), key: Option<&str>) -> bo
         return false;
     };
     let rest: String = line.chars().skip(column - 1).collect();
-    key.map_or(true, |k| rest.trim_start_matches(['"', '\'']).starts_with(k))
+    key.map_or(true, |k| {
+        rest.trim_start_matches(['"', '\'']).starts_with(k)
+    })
 }

@@ -117,6 +117,11 @@ impl<'a> Executor<'a> {
 
     /// Runs `steps` in order; consecutive steps of one transaction group run together.
     pub async fn run(&mut self, steps: &[Step]) -> Result<(), ExecError> {
+        self.run_counted(steps).await.map_err(|(_, e)| e)
+    }
+
+    /// Like [`Executor::run`], but a failure also says how many steps had run completely.
+    pub async fn run_counted(&mut self, steps: &[Step]) -> Result<(), (usize, ExecError)> {
         let mut i = 0;
         while i < steps.len() {
             let end = group_end(steps, i);
@@ -126,9 +131,9 @@ impl<'a> Executor<'a> {
                     (self.observer)(Event::Step {
                         description: chunk[0].description.clone(),
                     });
-                    self.backfill(b).await?;
+                    self.backfill(b).await.map_err(|e| (i, e))?;
                 }
-                Action::Sql { .. } => self.run_with_retries(chunk).await?,
+                Action::Sql { .. } => self.run_with_retries(chunk).await.map_err(|e| (i, e))?,
             }
             i = end;
         }

@@ -5,3 +5,4 @@ pub mod session;
 pub mod state;
 #[cfg(test)]
 mod test_server;
+pub mod demo;

@@ -48,6 +48,10 @@ pub enum Error {
     },
     /// The migration is wrong for this database; nothing was changed.
     InvalidMigration(Vec<Problem>),
+    /// The migration's start never finished (its version schema does not exist).
+    StartUnfinished {
+        name: String,
+    },
     RollbackAfterContract {
         name: String,
     },
@@ -83,6 +87,7 @@ impl fmt::Display for Error {
             Error::RollbackAfterContract { name } => write!(f, "migration \"{name}\" has begun its contract phase and can no longer be rolled back\n  hint: run `tandem complete` to finish it"),
             Error::StartFailed { error, rollback_error: None } => write!(f, "{error}\n  the start was rolled back; the database is as it was before"),
             Error::StartFailed { error, rollback_error: Some(r) } => write!(f, "{error}\n  rolling the start back also failed: {r}\n  hint: run `tandem rollback` once the cause is fixed"),
+            Error::StartUnfinished { name } => write!(f, "the start of migration \"{name}\" did not finish, so there is nothing to complete\n  hint: run `tandem rollback`, fix the cause, and start it again"),
             Error::Exec(e) => write!(f, "{e}\n  hint: fix the cause and re-run the same command; it resumes"),
             Error::Database(m) => write!(f, "{m}"),
         }
@@ -276,12 +281,9 @@ impl Session {
                 &before_json,
             )
             .await?;
-        if let Err(error) = self.run_start_steps(&plan, observer).await {
-            let rollback_error = self
-                .run(&plan.rollback, observer)
-                .await
-                .err()
-                .map(|e| e.to_string());
+        if let Err((started, error)) = self.run_start_steps(&plan, observer).await {
+            let undo = plan.rollback_after_partial_start(started);
+            let rollback_error = self.run(&undo, observer).await.err().map(|e| e.to_string());
             if rollback_error.is_none() {
                 self.state
                     .set_phase(
@@ -301,22 +303,32 @@ impl Session {
         Ok(plan)
     }
 
+    /// On failure, also says how many of the plan's start steps had run.
     async fn run_start_steps(
         &mut self,
         plan: &Plan,
         observer: &(dyn Fn(Event) + Send + Sync),
-    ) -> Result<(), ExecError> {
-        self.run(&plan.start, observer).await?;
+    ) -> Result<(), (usize, ExecError)> {
+        Executor::new(&mut self.client, self.options.exec.clone(), observer)
+            .run_counted(&plan.start)
+            .await?;
+        let done = plan.start.len();
         if plan.views_from_live_schema {
             let live = read_schema(&self.client, &self.options.schema)
                 .await
-                .map_err(|error| ExecError::StepFailed {
-                    step: "read the schema the SQL left".into(),
-                    sql: String::new(),
-                    error,
+                .map_err(|error| {
+                    let step = "read the schema the SQL left".to_string();
+                    (
+                        done,
+                        ExecError::StepFailed {
+                            step,
+                            sql: String::new(),
+                            error,
+                        },
+                    )
                 })?;
             let steps = views::create_version_schema(&live, &plan.version_schema);
-            self.run(&steps, observer).await?;
+            self.run(&steps, observer).await.map_err(|e| (done, e))?;
         }
         Ok(())
     }
@@ -382,6 +394,9 @@ impl Session {
         observer: &(dyn Fn(Event) + Send + Sync),
     ) -> Result<MigrationRecord, Error> {
         let record = self.in_flight().await?;
+        if record.phase == Phase::Started && !self.schema_exists(&record.version_schema).await? {
+            return Err(Error::StartUnfinished { name: record.name });
+        }
         let plan = self.replan(&record).await?;
         self.state
             .set_phase(
@@ -446,6 +461,14 @@ impl Session {
             )
             .await?;
         Ok(record)
+    }
+
+    async fn schema_exists(&self, name: &str) -> Result<bool, Error> {
+        Ok(self
+            .client
+            .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&name])
+            .await?
+            .is_some())
     }
 
     /// The schema a new app version should put first on its `search_path`: the newest

@@ -12,8 +12,8 @@ mod create_index;
 mod create_table;
 mod drop_column;
 mod drop_constraint;
-mod drop_multicolumn_constraint;
 mod drop_index;
+mod drop_multicolumn_constraint;
 mod drop_table;
 mod rename_column;
 mod rename_constraint;
@@ -21,7 +21,8 @@ mod rename_table;
 mod set_replica_identity;
 mod shadow;
 mod sql;
-mod unsupported;
+
+pub(crate) use shadow::copy_onto_shadows;
 
 /// An operation of a migration file.
 pub trait Op {

@@ -49,6 +49,9 @@ pub(crate) fn shadow_column(
         let shadow = bounded_name(&["_tandem_new", &c.physical]);
         create(cx, &t, &c.physical, &shadow, spec);
         cx.shadow_created(&t.physical, &c.physical, &shadow);
+        if let Some(skip) = spec.without_constraint {
+            cx.skip_copy(&t.physical, skip);
+        }
         (c.physical.clone(), shadow)
     };
     // The trigger's defaults name the row's fields directly; the backfill's names the table's.
@@ -123,8 +126,6 @@ fn create(cx: &mut PlanCx, t: &Table, original: &str, shadow: &str, spec: &Shado
     if !spec.nullable.unwrap_or(c.nullable) {
         not_null_via_check(cx, &t.physical, shadow, &group);
     }
-    copy_constraints(cx, t, original, shadow, spec.without_constraint, &group);
-    copy_indexes(cx, t, original, shadow, spec.without_constraint);
     cx.rollback(
         Step::sql(
             Phase::Rollback,
@@ -192,15 +193,37 @@ pub(crate) fn validate(cx: &mut PlanCx, physical_table: &str, constraint: &str) 
     );
 }
 
-/// CHECK and FOREIGN KEY constraints over the column, re-created `NOT VALID` on the shadow
-/// under a temporary name, validated at complete and renamed back once the old column (and
-/// the old constraint with it) is gone.
+/// Carries the constraints and indexes over the shadowed columns of every table onto the
+/// shadows, once all of a migration's shadows exist: one copy per constraint or index, even
+/// when it spans several shadowed columns.
+pub(crate) fn copy_onto_shadows(cx: &mut PlanCx) {
+    let before = cx.before;
+    for (table, pairs) in cx.shadows_by_table() {
+        let Some(t) = before.table_by_physical(&table) else {
+            continue;
+        };
+        let skip = cx.skipped_copies(&table);
+        let group = Tx::Group(format!("copy constraints of {table}"));
+        copy_constraints(cx, t, &pairs, &skip, &group);
+        copy_indexes(cx, t, &pairs, &skip);
+    }
+}
+
+/// `sql` with every shadowed column pointed at its shadow.
+fn onto_shadows(sql: &str, pairs: &[(String, String)]) -> String {
+    pairs.iter().fold(sql.to_string(), |s, (original, shadow)| {
+        rename_column_refs(&s, original, shadow)
+    })
+}
+
+/// CHECK and FOREIGN KEY constraints over shadowed columns, re-created `NOT VALID` on the
+/// shadows under a temporary name, validated at complete and renamed back once the old
+/// columns (and the old constraint with them) are gone.
 fn copy_constraints(
     cx: &mut PlanCx,
     t: &Table,
-    original: &str,
-    shadow: &str,
-    skip: Option<&str>,
+    pairs: &[(String, String)],
+    skip: &[String],
     group: &Tx,
 ) {
     let target = qualified(cx.base, &t.physical);
@@ -208,17 +231,14 @@ fn copy_constraints(
         let covers = con
             .columns
             .iter()
-            .any(|c| t.column(c).is_some_and(|col| col.physical == original));
-        if !covers || Some(con.name.as_str()) == skip {
+            .any(|c| pairs.iter().any(|(o, _)| o == c));
+        if !covers || skip.contains(&con.name) {
             continue;
         }
         let definition = match con.kind {
-            ConstraintKind::Check => rename_column_refs(&con.definition, original, shadow),
+            ConstraintKind::Check => onto_shadows(&con.definition, pairs),
             ConstraintKind::ForeignKey => match con.definition.split_once(" REFERENCES ") {
-                Some((cols, rest)) => format!(
-                    "{} REFERENCES {rest}",
-                    rename_column_refs(cols, original, shadow)
-                ),
+                Some((cols, rest)) => format!("{} REFERENCES {rest}", onto_shadows(cols, pairs)),
                 None => continue,
             },
             _ => continue,
@@ -261,24 +281,22 @@ fn copy_constraints(
     }
 }
 
-/// Indexes over the column (plain, unique, partial, expression), built again on the shadow
+/// Indexes over shadowed columns (plain, unique, partial, expression), built again on the shadows
 /// `CONCURRENTLY` under a temporary name; at complete a unique constraint is re-attached to
 /// its index and other indexes get their names back.
-fn copy_indexes(cx: &mut PlanCx, t: &Table, original: &str, shadow: &str, skip: Option<&str>) {
+fn copy_indexes(cx: &mut PlanCx, t: &Table, pairs: &[(String, String)], skip: &[String]) {
     let target = qualified(cx.base, &t.physical);
     for index in t.indexes.iter().filter(|i| !i.primary) {
         let Some((head, tail)) = index.definition.split_once(" USING ") else {
             continue;
         };
-        let mentions = index
-            .columns
+        let mentioned = identifiers(tail);
+        let mentions = pairs
             .iter()
-            .any(|c| c == original || t.column(c).is_some_and(|col| col.physical == original))
-            || identifiers(tail).iter().any(|i| i == original);
-        if !mentions
-            || Some(index.name.as_str()) == skip
-            || index.constraint.as_deref().is_some_and(|c| Some(c) == skip)
-        {
+            .any(|(o, _)| index.columns.contains(o) || mentioned.contains(o));
+        let skipped = skip.contains(&index.name)
+            || index.constraint.as_ref().is_some_and(|c| skip.contains(c));
+        if !mentions || skipped {
             continue;
         }
         let temp = bounded_name(&["_tandem_new", &index.name]);
@@ -297,7 +315,7 @@ fn copy_indexes(cx: &mut PlanCx, t: &Table, original: &str, shadow: &str, skip: 
                 format!(
                     "CREATE {unique}INDEX CONCURRENTLY {} ON {target} USING {}",
                     quote_ident(&temp),
-                    rename_column_refs(tail, original, shadow)
+                    onto_shadows(tail, pairs)
                 ),
             )
             .tx(Tx::None)

@@ -28,7 +28,7 @@ impl Op for Sql {
         cx.start(step(Phase::Start, "run the migration's SQL", &self.up));
         cx.views_from_live_schema();
         if let Some(down) = &self.down {
-            cx.rollback(step(Phase::Rollback, "run the migration's down SQL", down));
+            cx.rollback_of_last_start(step(Phase::Rollback, "run the migration's down SQL", down));
         }
     }
 }
