@@ -6,6 +6,7 @@ mod support;
 mod alter_column;
 mod bad_input;
 mod concurrency;
+mod conformance;
 mod constraints;
 mod identifiers;
 mod operations;
