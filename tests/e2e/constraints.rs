@@ -28,7 +28,7 @@ async fn setup() -> (TestDb, Client) {
     let v1 = db.client_on("public_01_setup").await;
     v1.batch_execute(
         "INSERT INTO sellers VALUES ('ann', 1), ('ben', 2);
-         INSERT INTO tickets VALUES (1, 'ann', 1, 'first', 'x'), (2, 'ghost', 9, 'second', 'y'), (3, 'ben', 2, 'third', NULL)",
+         INSERT INTO tickets (id, seller_name, seller_zip, title, code) VALUES (1, 'ann', 1, 'first', 'x'), (2, 'ghost', 9, 'second', 'y'), (3, 'ben', 2, 'third', NULL)",
     )
     .await
     .unwrap();
@@ -82,7 +82,7 @@ async fn check_constraint_for_the_new_version_only() {
         texts(&v2, "SELECT title FROM tickets ORDER BY id").await,
         ["FIRST", "SECOND", "THIRD"]
     );
-    v1.batch_execute("INSERT INTO tickets VALUES (4, 'ann', 1, 'lower', NULL)")
+    v1.batch_execute("INSERT INTO tickets (id, seller_name, seller_zip, title, code) VALUES (4, 'ann', 1, 'lower', NULL)")
         .await
         .unwrap();
     assert_eq!(
@@ -90,11 +90,11 @@ async fn check_constraint_for_the_new_version_only() {
         ["LOWER"]
     );
     assert!(v2
-        .batch_execute("INSERT INTO tickets VALUES (5, 'ann', 1, 'nope', NULL)")
+        .batch_execute("INSERT INTO tickets (id, seller_name, seller_zip, title, code) VALUES (5, 'ann', 1, 'nope', NULL)")
         .await
         .is_err());
     assert!(
-        v2.batch_execute("INSERT INTO tickets VALUES (5, 'ann', 1, 'NO', NULL)")
+        v2.batch_execute("INSERT INTO tickets (id, seller_name, seller_zip, title, code) VALUES (5, 'ann', 1, 'NO', NULL)")
             .await
             .is_err(),
         "the old check is carried over"
@@ -133,10 +133,10 @@ async fn multi_column_unique_and_foreign_key() {
         ["ann1", "ann1", "ben2"]
     );
     assert!(v2
-        .batch_execute("INSERT INTO tickets VALUES (9, 'zed', 5, 'ninth', NULL)")
+        .batch_execute("INSERT INTO tickets (id, seller_name, seller_zip, title, code) VALUES (9, 'zed', 5, 'ninth', NULL)")
         .await
         .is_err());
-    v1.batch_execute("INSERT INTO tickets VALUES (9, 'zed', 5, 'ninth', NULL)")
+    v1.batch_execute("INSERT INTO tickets (id, seller_name, seller_zip, title, code) VALUES (9, 'zed', 5, 'ninth', NULL)")
         .await
         .unwrap();
     assert_eq!(
@@ -181,7 +181,7 @@ async fn drop_check_and_drop_multicolumn_unique() {
             "down": "CASE WHEN length(title) <= 3 THEN lpad(title, 4, '-') ELSE title END"}}]}"#,
     )
     .await;
-    v2.batch_execute("INSERT INTO tickets VALUES (5, 'ann', 1, 'ab', NULL)")
+    v2.batch_execute("INSERT INTO tickets (id, seller_name, seller_zip, title, code) VALUES (5, 'ann', 1, 'ab', NULL)")
         .await
         .unwrap();
     assert_eq!(
@@ -190,7 +190,7 @@ async fn drop_check_and_drop_multicolumn_unique() {
         "down keeps the old version's check satisfied"
     );
     assert!(
-        v1.batch_execute("INSERT INTO tickets VALUES (6, 'ann', 1, 'ab', NULL)")
+        v1.batch_execute("INSERT INTO tickets (id, seller_name, seller_zip, title, code) VALUES (6, 'ann', 1, 'ab', NULL)")
             .await
             .is_err(),
         "the old version keeps its check"

@@ -9,5 +9,6 @@ mod concurrency;
 mod conformance;
 mod constraints;
 mod identifiers;
+mod indexes;
 mod operations;
 mod properties;

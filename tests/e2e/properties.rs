@@ -23,6 +23,12 @@ impl Rng {
 struct ModelTable {
     name: String,
     columns: Vec<(String, bool)>,
+    /// Columns and tables added by the migration being generated: tandem asks for their final
+    /// definition in the add_column/create_table itself, so they are not altered afterwards.
+    added: Vec<String>,
+    /// Columns an alter_column or create_constraint of this migration changed.
+    changed: Vec<String>,
+    created: bool,
 }
 
 const NAMES: &[&str] = &["alpha", "Beta", "gamma delta", "select", "é", "x\"y"];
@@ -48,6 +54,9 @@ fn random_schema(rng: &mut Rng) -> Vec<ModelTable> {
         tables.push(ModelTable {
             name: fresh(rng, &taken, "t_"),
             columns,
+            added: Vec::new(),
+            changed: Vec::new(),
+            created: false,
         });
     }
     tables
@@ -74,6 +83,10 @@ fn create_ops(tables: &[ModelTable]) -> Value {
     json!({ "operations": ops })
 }
 
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// One to three operations valid against `tables`, applied to the model as they are chosen.
 fn random_migration(rng: &mut Rng, tables: &mut Vec<ModelTable>) -> Value {
     let mut ops = Vec::new();
@@ -82,26 +95,67 @@ fn random_migration(rng: &mut Rng, tables: &mut Vec<ModelTable>) -> Value {
         let ti = rng.next(tables.len());
         let t = &mut tables[ti];
         let cols: Vec<String> = t.columns.iter().map(|c| c.0.clone()).collect();
-        let op = match rng.next(6) {
+        // Indexes of the columns that existed before this migration (never `id`).
+        let old: Vec<usize> = (1..t.columns.len())
+            .filter(|i| t.created || !t.added.contains(&t.columns[*i].0))
+            .collect();
+        let op = match rng.next(9) {
             0 => {
                 let name = fresh(rng, &cols, "n_");
                 t.columns.push((name.clone(), false));
+                t.added.push(name.clone());
                 json!({"add_column": {"table": t.name, "up": "'up-' || id", "column": {"name": name, "type": "text"}}})
             }
             1 => {
                 let name = fresh(rng, &cols, "n_");
                 t.columns.push((name.clone(), true));
+                t.added.push(name.clone());
                 json!({"add_column": {"table": t.name, "column": {"name": name, "type": "int", "nullable": true}}})
             }
-            2 if t.columns.len() > 2 => {
-                let (name, _) = t.columns.remove(1 + rng.next(t.columns.len() - 1));
+            2 if t.columns.len() > 2
+                && old.iter().any(|i| !t.changed.contains(&t.columns[*i].0)) =>
+            {
+                let unchanged: Vec<usize> = old
+                    .iter()
+                    .copied()
+                    .filter(|i| !t.changed.contains(&t.columns[*i].0))
+                    .collect();
+                let (name, _) = t.columns.remove(unchanged[rng.next(unchanged.len())]);
                 json!({"drop_column": {"table": t.name, "column": name, "down": "'down'"}})
             }
             3 if t.columns.len() > 1 => {
                 let i = 1 + rng.next(t.columns.len() - 1);
                 let to = fresh(rng, &cols, "r_");
                 let from = std::mem::replace(&mut t.columns[i].0, to.clone());
+                for a in t
+                    .added
+                    .iter_mut()
+                    .chain(t.changed.iter_mut())
+                    .filter(|a| **a == from)
+                {
+                    a.clone_from(&to);
+                }
                 json!({"rename_column": {"table": t.name, "from": from, "to": to}})
+            }
+            5 if !old.is_empty() => {
+                let (name, _) = t.columns[old[rng.next(old.len())]].clone();
+                t.changed.push(name.clone());
+                json!({"alter_column": {"table": t.name, "column": name, "type": "varchar(300)", "up": format!("left({}, 300)", quote(&name))}})
+            }
+            6 if !old.is_empty() => {
+                let i = old[rng.next(old.len())];
+                let name = t.columns[i].0.clone();
+                t.changed.push(name.clone());
+                let nullable = !t.columns[i].1;
+                t.columns[i].1 = nullable;
+                let fill = format!("COALESCE({}, 'filled')", quote(&name));
+                json!({"alter_column": {"table": t.name, "column": name, "nullable": nullable, "up": fill, "down": fill}})
+            }
+            7 if !old.is_empty() => {
+                let (name, _) = t.columns[old[rng.next(old.len())]].clone();
+                t.changed.push(name.clone());
+                let check = format!("length({}) < 1000", quote(&name));
+                json!({"create_constraint": {"table": t.name, "name": fresh(rng, &[], "chk_"), "type": "check", "columns": [name], "check": check}})
             }
             4 => {
                 let to = fresh(rng, &names, "rt_");
@@ -113,6 +167,9 @@ fn random_migration(rng: &mut Rng, tables: &mut Vec<ModelTable>) -> Value {
                 tables.push(ModelTable {
                     name: name.clone(),
                     columns: vec![("id".into(), false), ("v".into(), true)],
+                    added: Vec::new(),
+                    changed: Vec::new(),
+                    created: true,
                 });
                 json!({"create_table": {"name": name, "columns": [{"name": "id", "type": "int", "pk": true}, {"name": "v", "type": "text", "nullable": true}]}})
             }

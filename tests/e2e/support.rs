@@ -11,18 +11,29 @@ use tokio_postgres::{Client, NoTls};
 static CLUSTER: OnceLock<LocalCluster> = OnceLock::new();
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Connection string of the server's maintenance database, and how to name another database.
-fn server() -> (String, Box<dyn Fn(&str) -> String + Send + Sync>) {
-    if let Ok(url) = std::env::var("TANDEM_TEST_PG_URL") {
-        let base = url.clone();
-        return (url, Box::new(move |db: &str| format!("{base} dbname={db}")));
+/// Where the tests' databases live: `TANDEM_TEST_PG_URL`, or this process's throwaway cluster.
+enum Server {
+    External(String),
+    Local(&'static LocalCluster),
+}
+
+impl Server {
+    fn get() -> Server {
+        match std::env::var("TANDEM_TEST_PG_URL") {
+            Ok(url) => Server::External(url),
+            Err(_) => Server::Local(
+                CLUSTER
+                    .get_or_init(|| LocalCluster::start().expect("start a throwaway PostgreSQL")),
+            ),
+        }
     }
-    let cluster =
-        CLUSTER.get_or_init(|| LocalCluster::start().expect("start a throwaway PostgreSQL"));
-    (
-        cluster.url("postgres"),
-        Box::new(|db: &str| CLUSTER.get().expect("cluster").url(db)),
-    )
+
+    fn url(&self, db: &str) -> String {
+        match self {
+            Server::External(base) => format!("{base} dbname={db}"),
+            Server::Local(cluster) => cluster.url(db),
+        }
+    }
 }
 
 pub struct TestDb {
@@ -32,19 +43,19 @@ pub struct TestDb {
 impl TestDb {
     /// A fresh, empty database of its own, so tests run in parallel.
     pub async fn new() -> TestDb {
-        let (admin, url_for) = server();
+        let server = Server::get();
         let name = format!(
             "t_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
-        let client = connect(&admin).await;
+        let client = connect(&server.url("postgres")).await;
         client
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await
             .expect("create test database");
         TestDb {
-            url: url_for(&name),
+            url: server.url(&name),
         }
     }
 

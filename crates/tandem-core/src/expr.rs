@@ -34,6 +34,23 @@ pub fn rename_column_refs(sql: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// `sql` with several column references renamed at once (`a→b` and `b→a` swap correctly).
+pub fn rename_column_refs_all(sql: &str, renames: &[(String, String)]) -> String {
+    let temp = |i: usize| format!("\u{1}tandem{i}\u{1}");
+    let staged = renames
+        .iter()
+        .enumerate()
+        .fold(sql.to_string(), |s, (i, (from, _))| {
+            rename_column_refs(&s, from, &temp(i))
+        });
+    renames.iter().enumerate().fold(staged, |s, (i, (_, to))| {
+        s.replace(
+            &crate::ident::quote_ident(&temp(i)),
+            &crate::ident::quote_ident(to),
+        )
+    })
+}
+
 fn identifier_spans(sql: &str) -> Vec<Span> {
     let chars: Vec<char> = sql.chars().collect();
     let mut out = Vec::new();

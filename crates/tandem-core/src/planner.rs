@@ -46,6 +46,8 @@ pub struct PlanCx<'a> {
     pub(crate) shadow_origins: BTreeMap<(String, String), String>,
     /// (physical table, constraint or index) not to carry over onto shadows.
     pub(crate) skip_copies: std::collections::BTreeSet<(String, String)>,
+    /// Whether each shadow ends up NOT NULL; decided once every operation has had its say.
+    pub(crate) shadow_not_null: BTreeMap<(String, String), bool>,
 }
 
 impl PlanCx<'_> {
@@ -77,11 +79,19 @@ impl PlanCx<'_> {
     }
     /// Old-version writes to `physical_table` set `column` to `up` (old-shape names).
     pub fn sync_up(&mut self, physical_table: &str, column: &str, up: &str) {
+        // No old version can see a table this migration creates, and it starts empty.
+        if self.created_here(physical_table) {
+            return;
+        }
         let ups = &mut self.sync.entry(physical_table.to_string()).or_default().ups;
         set_assignment(ups, column, up);
     }
     /// New-version writes to `physical_table` set `column` to `down` (new-shape names).
     pub fn sync_down(&mut self, physical_table: &str, column: &str, down: &str) {
+        // No old version can see a table this migration creates, and it starts empty.
+        if self.created_here(physical_table) {
+            return;
+        }
         let downs = &mut self
             .sync
             .entry(physical_table.to_string())
@@ -91,6 +101,10 @@ impl PlanCx<'_> {
     }
     /// Existing rows of `physical_table` get `column = up`, in the table's one backfill pass.
     pub fn backfill(&mut self, physical_table: &str, column: &str, up: &str) {
+        // No old version can see a table this migration creates, and it starts empty.
+        if self.created_here(physical_table) {
+            return;
+        }
         let pointer = self.pointer.clone();
         let request = self
             .backfills
@@ -163,6 +177,47 @@ impl PlanCx<'_> {
     pub fn views_from_live_schema(&mut self) {
         self.views_from_live_schema = true;
     }
+    /// Whether `column` of `physical_table` was added by an earlier operation of this migration
+    /// (a brand-new column no old version sees, rather than one that needs a shadow).
+    pub fn added_here(&self, physical_table: &str, column: &str) -> bool {
+        let existed = self
+            .before
+            .table_by_physical(physical_table)
+            .is_some_and(|t| t.column_by_physical(column).is_some());
+        !existed
+            && !self
+                .shadows
+                .contains(&(physical_table.to_string(), column.to_string()))
+    }
+    /// An `up` written against the table as earlier operations of this migration left it,
+    /// rewritten to the old row's names, which are what the trigger and the backfill see.
+    pub fn up_in_old_names(&self, table: &crate::schema::Table, up: &str) -> String {
+        let Some(old) = self.before.table_by_physical(&table.physical) else {
+            return up.to_string();
+        };
+        // A shadowed column's old name is that of the column it shadows.
+        let old_name = |physical: &str| {
+            let key = (table.physical.clone(), physical.to_string());
+            match self.shadow_origins.get(&key) {
+                Some(original) => Some(original.clone()),
+                None => old.column_by_physical(physical).map(|c| c.name.clone()),
+            }
+        };
+        let renames: Vec<(String, String)> = table
+            .columns
+            .iter()
+            .filter_map(|c| {
+                old_name(&c.physical)
+                    .filter(|o| *o != c.name)
+                    .map(|o| (c.name.clone(), o))
+            })
+            .collect();
+        if renames.is_empty() {
+            up.to_string()
+        } else {
+            crate::expr::rename_column_refs_all(up, &renames)
+        }
+    }
     /// A problem found while planning, relative to the current operation.
     pub fn problem(&mut self, problem: Problem) {
         let p = problem.under(&self.pointer);
@@ -211,6 +266,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         shadows: Default::default(),
         shadow_origins: BTreeMap::new(),
         skip_copies: Default::default(),
+        shadow_not_null: BTreeMap::new(),
     };
     let mut schema = input.schema.clone();
     for (i, operation) in input.migration.operations.iter().enumerate() {
@@ -226,7 +282,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         cx.rollback.push(Vec::new());
         op.plan(&mut schema, &mut cx);
     }
-    crate::ops::copy_onto_shadows(&mut cx);
+    crate::ops::copy_onto_shadows(&mut cx, &schema);
+
     let start = start_steps(&mut cx, &schema);
     if !cx.problems.is_empty() {
         return Err(cx.problems);

@@ -217,7 +217,7 @@ impl<'a> Flow<'a> {
             match b[i] {
                 b',' | b']' | b'}' | b'\n' => break,
                 b'#' if i > 0 && is_space(b[i - 1]) => break,
-                b':' if key && b.get(i + 1).map_or(true, |&c| is_space(c) || c == b',') => break,
+                b':' if key && b.get(i + 1).is_none_or(|&c| is_space(c) || c == b',') => break,
                 _ => i += 1,
             }
         }

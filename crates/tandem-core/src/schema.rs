@@ -23,6 +23,21 @@ pub struct Table {
     pub constraints: Vec<Constraint>,
     pub indexes: Vec<Index>,
     pub comment: Option<String>,
+    /// `REPLICA IDENTITY`; `None` is `DEFAULT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_identity: Option<ReplicaIdentity>,
+}
+
+/// A table's replica identity other than `DEFAULT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReplicaIdentity {
+    Full,
+    Nothing,
+    /// `USING INDEX`: the index's name.
+    Index {
+        index: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

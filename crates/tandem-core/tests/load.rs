@@ -286,7 +286,5 @@ fn lands_on(text: &str, (line, column): (usize, usize), key: Option<&str>) -> bo
         return false;
     };
     let rest: String = line.chars().skip(column - 1).collect();
-    key.map_or(true, |k| {
-        rest.trim_start_matches(['"', '\'']).starts_with(k)
-    })
+    key.is_none_or(|k| rest.trim_start_matches(['"', '\'']).starts_with(k))
 }

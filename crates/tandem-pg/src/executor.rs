@@ -192,17 +192,7 @@ impl<'a> Executor<'a> {
     ) -> Result<(), (&'s Step, tokio_postgres::Error)> {
         let timeout = format!("{}ms", self.options.lock_timeout.as_millis());
         if chunk[0].tx == Tx::None {
-            let step = &chunk[0];
-            self.client
-                .batch_execute(&format!("SET lock_timeout = {}", quote_literal(&timeout)))
-                .await
-                .map_err(|e| (step, e))?;
-            let result = self
-                .client
-                .batch_execute(step.sql_text().unwrap_or_default())
-                .await;
-            let _ = self.client.batch_execute("RESET lock_timeout").await;
-            return result.map_err(|e| (step, e));
+            return self.try_concurrently(&chunk[0]).await;
         }
         let tx = self
             .client
@@ -221,6 +211,38 @@ impl<'a> Executor<'a> {
                 .map_err(|e| (step, e))?;
         }
         tx.commit().await.map_err(|e| (&chunk[chunk.len() - 1], e))
+    }
+
+    /// A statement outside any transaction (`CREATE/DROP INDEX CONCURRENTLY`). Its waits are
+    /// for older transactions to finish, with locks that never make the application queue,
+    /// so it gets the whole retry budget as its timeout rather than the short DDL one. A failed
+    /// build leaves an invalid index behind: the step's cleanup drops it before any retry.
+    async fn try_concurrently<'s>(
+        &mut self,
+        step: &'s Step,
+    ) -> Result<(), (&'s Step, tokio_postgres::Error)> {
+        let timeout = format!(
+            "{}ms",
+            self.options
+                .lock_retry_for
+                .max(self.options.lock_timeout)
+                .as_millis()
+        );
+        self.client
+            .batch_execute(&format!("SET lock_timeout = {}", quote_literal(&timeout)))
+            .await
+            .map_err(|e| (step, e))?;
+        let result = self
+            .client
+            .batch_execute(step.sql_text().unwrap_or_default())
+            .await;
+        if result.is_err() {
+            if let Some(cleanup) = &step.cleanup {
+                let _ = self.client.batch_execute(cleanup).await;
+            }
+        }
+        let _ = self.client.batch_execute("RESET lock_timeout").await;
+        result.map_err(|e| (step, e))
     }
 
     /// Sessions that hold locks on tandem's tables right now, for the retry log line.

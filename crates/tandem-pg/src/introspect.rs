@@ -6,13 +6,21 @@
 
 use std::collections::HashMap;
 
-use tandem_core::schema::{Column, Constraint, ConstraintKind, Index, Schema, Table};
+use tandem_core::schema::{
+    Column, Constraint, ConstraintKind, Index, ReplicaIdentity, Schema, Table,
+};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row};
 
 /// Ordinary and partitioned tables; views, sequences and foreign tables are not migrated.
+/// `relreplident` 'i' names its index through `indisreplident`.
 const TABLES_SQL: &str = "
-    SELECT c.oid, c.relname::text, obj_description(c.oid, 'pg_class')
+    SELECT c.oid, c.relname::text, obj_description(c.oid, 'pg_class'),
+           c.relreplident::text,
+           (SELECT ic.relname::text
+            FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+            WHERE i.indrelid = c.oid AND i.indisreplident
+            LIMIT 1)
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
@@ -155,8 +163,19 @@ fn table(row: &Row) -> Result<Table, Error> {
         physical: name.clone(),
         name,
         comment: row.try_get(2)?,
+        replica_identity: replica_identity(row.try_get(3)?, row.try_get(4)?),
         ..Table::default()
     })
+}
+
+/// 'i' whose index was dropped behaves as NOTHING (pg_class documentation).
+fn replica_identity(relreplident: &str, index: Option<String>) -> Option<ReplicaIdentity> {
+    match (relreplident, index) {
+        ("f", _) => Some(ReplicaIdentity::Full),
+        ("i", Some(index)) => Some(ReplicaIdentity::Index { index }),
+        ("n" | "i", _) => Some(ReplicaIdentity::Nothing),
+        _ => None,
+    }
 }
 
 fn column(row: &Row) -> Result<Column, Error> {

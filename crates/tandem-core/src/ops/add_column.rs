@@ -118,43 +118,18 @@ impl Op for AddColumn {
             );
         }
         if !self.column.is_nullable() && !not_null_now {
-            let name = bounded_name(&["_tandem_nn", &physical_table, &physical]);
-            let clause = format!(
-                "CONSTRAINT {} CHECK ({column} IS NOT NULL)",
-                quote_ident(&name)
-            );
-            self.add_not_valid(cx, &target, &physical_table, &clause, &name, &group);
-            cx.contract(
-                &physical_table,
-                Step::sql(
-                    Phase::Complete,
-                    "make the column NOT NULL (the validated check spares the scan)",
-                    format!(
-                        "ALTER TABLE {target} ALTER COLUMN {} SET NOT NULL",
-                        quote_ident(&self.column.name)
-                    ),
-                )
-                .lock(Lock::AccessExclusive),
-            );
-            cx.contract(
-                &physical_table,
-                Step::sql(
-                    Phase::Complete,
-                    "drop the temporary NOT NULL check",
-                    format!(
-                        "ALTER TABLE {target} DROP CONSTRAINT {}",
-                        quote_ident(&name)
-                    ),
-                )
-                .lock(Lock::AccessExclusive),
-            );
+            super::shadow::not_null_via_check(cx, &physical_table, &physical, &group);
         }
         if self.column.is_unique() {
             self.add_unique(cx, &target, &physical_table, &physical);
         }
         if let Some(up) = &self.up {
-            cx.sync_up(&physical_table, &physical, up);
-            cx.backfill(&physical_table, &physical, up);
+            let up = match schema.table(&self.table) {
+                Some(t) => cx.up_in_old_names(t, up),
+                None => up.clone(),
+            };
+            cx.sync_up(&physical_table, &physical, &up);
+            cx.backfill(&physical_table, &physical, &up);
         }
         cx.rollback(
             Step::sql(
@@ -197,18 +172,7 @@ impl AddColumn {
             .lock(Lock::AccessExclusive)
             .tx(group.clone()),
         );
-        cx.validate_on_complete(
-            Step::sql(
-                Phase::Complete,
-                format!("validate constraint {}", quote_ident(name)),
-                format!(
-                    "ALTER TABLE {target} VALIDATE CONSTRAINT {}",
-                    quote_ident(name)
-                ),
-            )
-            .lock(Lock::ShareUpdateExclusive),
-        );
-        let _ = physical_table;
+        super::shadow::validate(cx, physical_table, name);
     }
 
     /// Builds the unique index without blocking writes, and attaches it as a constraint at

@@ -99,6 +99,15 @@ impl Op for AlterColumn {
             return;
         };
         let physical_table = table.physical.clone();
+        if let Some(column) = table.column(&self.column) {
+            if self.needs_shadow()
+                && cx.added_here(&physical_table, &column.physical)
+                && !cx.created_here(&physical_table)
+            {
+                cx.problem(super::added_here_problem(&self.column));
+                return;
+            }
+        }
         if cx.created_here(&physical_table) {
             self.alter_in_place(schema, cx, &physical_table);
         } else if self.needs_shadow() {

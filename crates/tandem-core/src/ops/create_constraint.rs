@@ -105,6 +105,15 @@ impl Op for CreateConstraint {
         };
         let physical_table = table.physical.clone();
         let columns = self.columns.clone().unwrap_or_default();
+        let added = columns.iter().find(|c| {
+            table
+                .column(c)
+                .is_some_and(|col| cx.added_here(&physical_table, &col.physical))
+        });
+        if let (Some(c), false) = (added, cx.created_here(&physical_table)) {
+            cx.problem(super::added_here_problem(c));
+            return;
+        }
         let physical: Vec<String> = if cx.created_here(&physical_table) {
             columns
                 .iter()

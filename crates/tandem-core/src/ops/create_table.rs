@@ -242,6 +242,7 @@ impl CreateTable {
             constraints,
             indexes: Vec::new(),
             comment: self.comment.clone(),
+            replica_identity: None,
         }
     }
 }

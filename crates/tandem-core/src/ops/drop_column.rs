@@ -50,6 +50,28 @@ impl Op for DropColumn {
             return;
         };
         let physical_table = table.physical.clone();
+        let physical = table.columns[position].physical.clone();
+        if !cx.created_here(&physical_table) {
+            if cx.added_here(&physical_table, &physical) {
+                cx.problem(super::added_here_problem(&self.column));
+                return;
+            }
+            if cx.shadows.contains(&(physical_table.clone(), physical)) {
+                cx.problem(
+                    crate::problem::Problem::new(
+                        "",
+                        format!(
+                            "column \"{}\" is changed earlier in this same migration",
+                            self.column
+                        ),
+                    )
+                    .with_hint(
+                        "drop it without changing it first, or change it in a later migration",
+                    ),
+                );
+                return;
+            }
+        }
         let column = table.columns.remove(position);
         if let Some(down) = &self.down {
             cx.sync_down(&physical_table, &column.physical, down);

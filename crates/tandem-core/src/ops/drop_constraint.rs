@@ -2,9 +2,11 @@
 //! constraint, so the new version is free of it while old versions keep it; `up`/`down`
 //! translate between the two. Complete drops the old column, and the constraint with it.
 
+use crate::ident::{qualified, quote_ident};
 use crate::migration::DropConstraint;
 use crate::ops::shadow::{shadow_column, ShadowSpec};
 use crate::ops::{unknown_table, Op};
+use crate::plan::{Lock, Phase, Step};
 use crate::planner::PlanCx;
 use crate::problem::Problem;
 use crate::schema::{ConstraintKind, Schema};
@@ -31,6 +33,19 @@ impl Op for DropConstraint {
             without_constraint: Some(&self.name),
             ..ShadowSpec::default()
         };
+        if drop_directly(schema, cx, &self.table, &self.name) {
+            return;
+        }
+        if let Some(t) = schema.table(&self.table) {
+            let added = con.columns.iter().find(|c| {
+                t.column(c)
+                    .is_some_and(|col| cx.added_here(&t.physical, &col.physical))
+            });
+            if let Some(c) = added {
+                cx.problem(super::added_here_problem(c));
+                return;
+            }
+        }
         for column in &con.columns {
             shadow_column(schema, cx, &self.table, column, &spec);
         }
@@ -79,4 +94,29 @@ pub(crate) fn forget_constraint(schema: &mut Schema, table: &str, name: &str) {
         t.constraints.retain(|c| c.name != name);
         t.indexes.retain(|i| i.constraint.as_deref() != Some(name));
     }
+}
+
+/// On a table this migration creates, the constraint is dropped at once.
+pub(crate) fn drop_directly(schema: &mut Schema, cx: &mut PlanCx, table: &str, name: &str) -> bool {
+    let Some(t) = schema.table(table) else {
+        return false;
+    };
+    if !cx.created_here(&t.physical) {
+        return false;
+    }
+    let sql = format!(
+        "ALTER TABLE {} DROP CONSTRAINT {}",
+        qualified(cx.base, &t.physical),
+        quote_ident(name)
+    );
+    cx.start(
+        Step::sql(
+            Phase::Start,
+            format!("drop constraint {}", quote_ident(name)),
+            sql,
+        )
+        .lock(Lock::AccessExclusive),
+    );
+    forget_constraint(schema, table, name);
+    true
 }

@@ -2,7 +2,7 @@
 //! with `up` and `down` given per column.
 
 use crate::migration::DropMulticolumnConstraint;
-use crate::ops::drop_constraint::{check_droppable, forget_constraint};
+use crate::ops::drop_constraint::{check_droppable, drop_directly, forget_constraint};
 use crate::ops::shadow::{shadow_column, ShadowSpec};
 use crate::ops::{unknown_table, Op};
 use crate::planner::PlanCx;
@@ -38,6 +38,19 @@ impl Op for DropMulticolumnConstraint {
         else {
             return;
         };
+        if drop_directly(schema, cx, &self.table, &self.name) {
+            return;
+        }
+        if let Some(t) = schema.table(&self.table) {
+            let added = con.columns.iter().find(|c| {
+                t.column(c)
+                    .is_some_and(|col| cx.added_here(&t.physical, &col.physical))
+            });
+            if let Some(c) = added {
+                cx.problem(super::added_here_problem(c));
+                return;
+            }
+        }
         for column in &con.columns {
             let spec = ShadowSpec {
                 up: self

@@ -93,3 +93,13 @@ fn known_names<'a>(what: &str, names: impl Iterator<Item = &'a str>) -> String {
         format!("{what}: {}", names.join(", "))
     }
 }
+
+/// Changing a column that an earlier operation of the same migration added would need a
+/// shadow of a column no old version has: the add_column should say what is wanted.
+pub(crate) fn added_here_problem(column: &str) -> crate::problem::Problem {
+    crate::problem::Problem::new(
+        "",
+        format!("column \"{column}\" is added earlier in this same migration"),
+    )
+    .with_hint("give the add_column operation the column's final definition instead")
+}

@@ -55,23 +55,33 @@ pub(crate) fn shadow_column(
         (c.physical.clone(), shadow)
     };
     // The trigger's defaults name the row's fields directly; the backfill's names the table's.
-    let trigger_up = spec
-        .up
-        .map(str::to_string)
+    let up = spec.up.map(|u| cx.up_in_old_names(&t, u));
+    let trigger_up = up
+        .clone()
         .unwrap_or_else(|| format!("NEW.{}", quote_ident(&original)));
     let trigger_down = spec
         .down
         .map(str::to_string)
         .unwrap_or_else(|| format!("NEW.{}", quote_ident(&shadow)));
-    let backfill_up = spec
-        .up
-        .map(str::to_string)
-        .unwrap_or_else(|| quote_ident(&original));
+    let backfill_up = up.unwrap_or_else(|| quote_ident(&original));
     cx.sync_up(&t.physical, &shadow, &trigger_up);
     cx.sync_down(&t.physical, &original, &trigger_down);
     cx.backfill(&t.physical, &shadow, &backfill_up);
+    if let (true, Some(nullable)) = (existing, spec.nullable) {
+        cx.shadow_not_null
+            .insert((t.physical.clone(), shadow.clone()), !nullable);
+    }
     let virtual_table = schema.table_mut(table).expect("checked");
-    let col = virtual_table.column_mut(column).expect("checked");
+    // The shadow is the table's last column once it is renamed into place, and PostgreSQL
+    // cannot reorder columns: the new version shows the column where it will stay.
+    let position = virtual_table
+        .columns
+        .iter()
+        .position(|c| c.name == column)
+        .expect("checked");
+    let moved = virtual_table.columns.remove(position);
+    virtual_table.columns.push(moved);
+    let col = virtual_table.columns.last_mut().expect("just pushed");
     col.physical.clone_from(&shadow);
     if let Some(ty) = spec.type_name {
         col.type_name = ty.to_string();
@@ -123,9 +133,10 @@ fn create(cx: &mut PlanCx, t: &Table, original: &str, shadow: &str, spec: &Shado
             format!("COMMENT ON COLUMN {target}.{col} IS {}", quote_literal(&cm)),
         ));
     }
-    if !spec.nullable.unwrap_or(c.nullable) {
-        not_null_via_check(cx, &t.physical, shadow, &group);
-    }
+    cx.shadow_not_null.insert(
+        (t.physical.clone(), shadow.to_string()),
+        !spec.nullable.unwrap_or(c.nullable),
+    );
     cx.rollback(
         Step::sql(
             Phase::Rollback,
@@ -196,10 +207,21 @@ pub(crate) fn validate(cx: &mut PlanCx, physical_table: &str, constraint: &str) 
 /// Carries the constraints and indexes over the shadowed columns of every table onto the
 /// shadows, once all of a migration's shadows exist: one copy per constraint or index, even
 /// when it spans several shadowed columns.
-pub(crate) fn copy_onto_shadows(cx: &mut PlanCx) {
-    let before = cx.before;
+pub(crate) fn copy_onto_shadows(cx: &mut PlanCx, after: &Schema) {
+    let not_null: Vec<(String, String)> = cx
+        .shadow_not_null
+        .iter()
+        .filter(|(_, nn)| **nn)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for (table, shadow) in not_null {
+        let group = Tx::Group(format!("shadow {table}.{shadow}"));
+        not_null_via_check(cx, &table, &shadow, &group);
+    }
     for (table, pairs) in cx.shadows_by_table() {
-        let Some(t) = before.table_by_physical(&table) else {
+        // The virtual schema's table: what earlier operations created, renamed or dropped
+        // (indexes, constraints) is carried over as the new version will have it.
+        let Some(t) = after.table_by_physical(&table) else {
             continue;
         };
         let skip = cx.skipped_copies(&table);
@@ -228,11 +250,17 @@ fn copy_constraints(
 ) {
     let target = qualified(cx.base, &t.physical);
     for con in &t.constraints {
-        let covers = con
-            .columns
-            .iter()
-            .any(|c| pairs.iter().any(|(o, _)| o == c));
-        if !covers || skip.contains(&con.name) {
+        // Constraints this migration creates are built on the shadows already.
+        if con.definition.is_empty() || skip.contains(&con.name) {
+            continue;
+        }
+        let own_columns = con
+            .definition
+            .split(" REFERENCES ")
+            .next()
+            .unwrap_or_default();
+        let mentioned = identifiers(own_columns);
+        if !pairs.iter().any(|(o, _)| mentioned.contains(o)) {
             continue;
         }
         let definition = match con.kind {
@@ -291,9 +319,7 @@ fn copy_indexes(cx: &mut PlanCx, t: &Table, pairs: &[(String, String)], skip: &[
             continue;
         };
         let mentioned = identifiers(tail);
-        let mentions = pairs
-            .iter()
-            .any(|(o, _)| index.columns.contains(o) || mentioned.contains(o));
+        let mentions = pairs.iter().any(|(o, _)| mentioned.contains(o));
         let skipped = skip.contains(&index.name)
             || index.constraint.as_ref().is_some_and(|c| skip.contains(c));
         if !mentions || skipped {
@@ -347,5 +373,20 @@ fn copy_indexes(cx: &mut PlanCx, t: &Table, pairs: &[(String, String)], skip: &[
             )
             .lock(Lock::AccessExclusive),
         );
+        // The old index took the table's replica identity with it when its column went.
+        let identity = crate::schema::ReplicaIdentity::Index {
+            index: index.name.clone(),
+        };
+        if t.replica_identity.as_ref() == Some(&identity) {
+            let sql = format!(
+                "ALTER TABLE {target} REPLICA IDENTITY USING INDEX {}",
+                quote_ident(&index.name)
+            );
+            cx.contract(
+                &t.physical,
+                Step::sql(Phase::Complete, "restore the replica identity", sql)
+                    .lock(Lock::AccessExclusive),
+            );
+        }
     }
 }
