@@ -16,3 +16,7 @@ demo:
 # What CI runs.
 ci:
     .ci/run
+
+# Benchmarks: backfill throughput vs one UPDATE, in one run (release build).
+bench:
+    cargo bench -p tandem-pg --bench backfill

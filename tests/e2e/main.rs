@@ -4,6 +4,7 @@
 mod support;
 
 mod alter_column;
+mod backfill;
 mod bad_input;
 mod concurrency;
 mod conformance;

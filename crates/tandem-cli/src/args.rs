@@ -40,9 +40,18 @@ pub struct Global {
     /// How long to keep retrying a statement that cannot get its lock (e.g. 10m).
     #[arg(long, global = true, default_value = "10m", value_parser = parse_duration)]
     pub lock_retry_for: Duration,
-    /// Rows per backfill batch.
-    #[arg(long, global = true, default_value_t = 1000)]
+        /// Rows in the first backfill batch; later batches adapt to --backfill-batch-time.
+    #[arg(long, global = true, default_value_t = 5000)]
     pub backfill_batch_size: i64,
+    /// How long one backfill batch (and the row locks it holds) should take.
+    #[arg(long, global = true, default_value = "100ms", value_parser = parse_duration)]
+    pub backfill_batch_time: Duration,
+    /// A pause between backfill batches, to leave room for the application.
+    #[arg(long, global = true, default_value = "0ms", value_parser = parse_duration)]
+    pub backfill_delay: Duration,
+    /// Pause the backfill while any replica replays more than this far behind (e.g. 10s).
+    #[arg(long, global = true, value_parser = parse_duration)]
+    pub max_replication_lag: Option<Duration>,
     /// Run tandem's statements as this role (SET ROLE).
     #[arg(long, global = true)]
     pub role: Option<String>,
@@ -66,6 +75,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+        /// Finish an interrupted start: the rest of its steps, the backfill from its checkpoint,
+    /// and the version schema.
+    Backfill {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause the running backfill (it stops within one batch).
+    Pause,
+    /// Resume a paused backfill.
+    Resume,
     /// Undo the in-flight migration's start.
     Rollback {
         #[arg(long)]

@@ -3,6 +3,7 @@
 mod args;
 mod demo;
 mod files;
+mod progress;
 mod render;
 
 use std::path::Path;
@@ -67,10 +68,15 @@ fn options(global: &Global) -> Options {
         schema: global.schema.clone(),
         state_schema: global.state_schema.clone(),
         role: global.role.clone(),
-        exec: tandem_pg::executor::ExecOptions {
+                exec: tandem_pg::executor::ExecOptions {
             lock_timeout: global.lock_timeout,
             lock_retry_for: global.lock_retry_for,
-            backfill_batch_size: global.backfill_batch_size.max(1),
+            backfill: tandem_pg::backfill::BackfillOptions {
+                batch_size: global.backfill_batch_size.max(1),
+                batch_time: global.backfill_batch_time,
+                delay: global.backfill_delay,
+                max_replication_lag: global.max_replication_lag,
+            },
         },
     }
 }
@@ -117,6 +123,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 serde_json::json!({"completed": record.name, "version_schema": record.version_schema}),
                 &format!("migration \"{}\" is complete", record.name),
             );
+        }
+                Command::Backfill { json } => {
+            let mut session = connect(g).await?;
+            let text = if session.resume_start(&render::progress(json)).await? {
+                "the start is finished: the new version schema is ready"
+            } else {
+                "nothing to resume: the migration in flight has finished its start"
+            };
+            report(json, serde_json::json!({"resumed": text.starts_with("the start")}), text);
+        }
+        Command::Pause => {
+            let name = connect(g).await?.set_paused(true).await?;
+            println!("the backfill of \"{name}\" pauses within one batch; `tandem resume` continues it");
+        }
+        Command::Resume => {
+            let name = connect(g).await?.set_paused(false).await?;
+            println!("the backfill of \"{name}\" continues");
         }
         Command::Rollback { json } => {
             let mut session = connect(g).await?;

@@ -5,23 +5,26 @@ use tandem_pg::executor::Event;
 use tandem_pg::session::Status;
 
 pub fn progress(json: bool) -> impl Fn(Event) + Send + Sync {
-    move |event| {
-        if json {
-            eprintln!("{}", event_json(&event));
-            return;
+    let progress = crate::progress::Progress::new(json);
+    move |event| progress.show(event)
+}
+
+/// An event in plain words (the lines to print).
+pub fn event_text(event: &Event) -> String {
+    match event {
+        Event::Step { description } => format!("  - {description}"),
+        Event::LockRetry { description, attempt, wait, blockers } => format!(
+            "  ! could not get the lock to {description} (attempt {attempt}); retrying in {} ms; blocking: {blockers}",
+            wait.as_millis()
+        ),
+        Event::BackfillProgress { table, rows, estimate, batch_size } => {
+            format!("    {}", crate::progress::describe(table, *rows, *estimate, 0.0, *batch_size))
         }
-        match event {
-            Event::Step { description } => eprintln!("  - {description}"),
-            Event::LockRetry { description, attempt, wait, blockers } => eprintln!(
-                "  ! could not get the lock to {description} (attempt {attempt}); retrying in {} ms; blocking: {blockers}",
-                wait.as_millis()
-            ),
-            Event::BackfillProgress { table, rows } => eprintln!("    backfilled {rows} rows of \"{table}\""),
-        }
+                Event::BackfillWaiting { table, reason } => format!("    backfill of \"{table}\" waits: {reason}"),
     }
 }
 
-fn event_json(event: &Event) -> serde_json::Value {
+pub fn event_json(event: &Event) -> serde_json::Value {
     match event {
         Event::Step { description } => {
             serde_json::json!({"event": "step", "description": description})
@@ -34,8 +37,11 @@ fn event_json(event: &Event) -> serde_json::Value {
         } => serde_json::json!({
             "event": "lock_retry", "description": description, "attempt": attempt,
             "wait_ms": wait.as_millis() as u64, "blockers": blockers}),
-        Event::BackfillProgress { table, rows } => {
-            serde_json::json!({"event": "backfill_progress", "table": table, "rows": rows})
+                Event::BackfillProgress { table, rows, estimate, batch_size } => serde_json::json!({
+            "event": "backfill_progress", "table": table, "rows": rows,
+            "estimate": estimate, "batch_size": batch_size}),
+        Event::BackfillWaiting { table, reason } => {
+            serde_json::json!({"event": "backfill_waiting", "table": table, "reason": reason})
         }
     }
 }

@@ -5,9 +5,40 @@
 //! a value computed from a stale read.
 
 use crate::ident::{qualified, quote_ident};
-use crate::plan::Backfill;
+use crate::plan::{Backfill, Lock, Phase, Step};
 use crate::problem::Problem;
 use crate::schema::Schema;
+
+/// Marks the rows the backfill no longer needs to touch: set by the batches and by the sync
+/// trigger on every write, whichever version it comes from. A row written by the new version
+/// before the backfill reached it keeps its value; a resumed backfill skips finished rows.
+pub const DONE_COLUMN: &str = "_tandem_backfilled";
+
+pub fn add_marker_step(base: &str, table: &str) -> Step {
+    Step::sql(
+        Phase::Start,
+        format!("add the backfill marker column to {}", quote_ident(table)),
+        format!(
+            "ALTER TABLE {} ADD COLUMN {} boolean",
+            qualified(base, table),
+            quote_ident(DONE_COLUMN)
+        ),
+    )
+    .lock(Lock::AccessExclusive)
+}
+
+pub fn drop_marker_step(base: &str, table: &str) -> Step {
+    Step::sql(
+        Phase::Rollback,
+        format!("drop the backfill marker column of {}", quote_ident(table)),
+        format!(
+            "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
+            qualified(base, table),
+            quote_ident(DONE_COLUMN)
+        ),
+    )
+    .lock(Lock::AccessExclusive)
+}
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -47,11 +78,16 @@ pub fn plan(
         .assignments
         .iter()
         .map(|(c, up)| format!("{} = ({up})", quote_ident(c)))
+        .chain(std::iter::once(format!(
+            "{} = true",
+            quote_ident(DONE_COLUMN)
+        )))
         .collect::<Vec<_>>()
         .join(", ");
+    let pending = format!("{} IS NOT TRUE", quote_ident(DONE_COLUMN));
     let n = key_names.len();
     let lower_bound = format!(
-        "WHERE ({keys}) > ({})",
+        "WHERE {pending} AND ({keys}) > ({})",
         (0..n)
             .map(|i| format!("${}::text::{}", i + 1, key_types[i]))
             .collect::<Vec<_>>()
@@ -67,10 +103,11 @@ pub fn plan(
         )
     };
     Ok(Backfill {
+        schema: base.to_string(),
         table: table.to_string(),
         columns: request.assignments.iter().map(|(c, _)| c.clone()).collect(),
         key: key_names.clone(),
-        first_batch: batch("", 1),
+        first_batch: batch(&format!("WHERE {pending}"), 1),
         next_batch: batch(&lower_bound, n + 1),
     })
 }

@@ -60,6 +60,8 @@ pub enum Action {
 /// A keyset-paginated, set-based backfill of one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Backfill {
+    /// The base schema the table is in.
+    pub schema: String,
     pub table: String,
     /// The physical columns the batches fill.
     pub columns: Vec<String>,

@@ -322,6 +322,12 @@ fn isolation_problems(migration: &Migration) -> Vec<Problem> {
 
 fn start_steps(cx: &mut PlanCx, after: &Schema) -> Vec<Step> {
     let mut steps = std::mem::take(&mut cx.start);
+    let backfilled: Vec<String> = cx.backfills.keys().cloned().collect();
+    for table in &backfilled {
+        steps.push(backfill::add_marker_step(cx.base, table));
+        cx.physical_column_added(table, backfill::DONE_COLUMN);
+        cx.sync.entry(table.clone()).or_default().marks_done = true;
+    }
     for (table, table_sync) in &cx.sync {
         steps.extend(sync::install_steps(cx, after, table, table_sync));
     }
@@ -355,6 +361,9 @@ fn rollback_steps(cx: &PlanCx) -> Vec<Step> {
     )];
     for table in cx.sync.keys() {
         steps.extend(sync::remove_steps(cx.base, table, Phase::Rollback, Tx::Own));
+    }
+    for table in cx.backfills.keys() {
+        steps.push(backfill::drop_marker_step(cx.base, table));
     }
     for op_steps in cx.rollback.iter().rev() {
         steps.extend(op_steps.iter().cloned());

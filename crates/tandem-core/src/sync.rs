@@ -21,6 +21,9 @@ pub struct TableSync {
     pub ups: Vec<(String, String)>,
     /// (physical column, `down` in new-shape names), for writes from the new version.
     pub downs: Vec<(String, String)>,
+    /// Every write marks the row as done for the backfill, so the backfill never overwrites
+    /// what a writer of either version put there.
+    pub marks_done: bool,
 }
 
 pub fn function_name(physical_table: &str) -> String {
@@ -46,9 +49,13 @@ pub fn install_steps(cx: &PlanCx, after: &Schema, table: &str, sync: &TableSync)
             Phase::Start,
             format!("install the sync trigger on {}", quote_ident(table)),
             format!(
-                "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
+                                // The WHEN clause is evaluated without entering PL/pgSQL, so the backfill's
+                // own updates (which compute `up` themselves) cost no function call per row.
+                "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW \
+                 WHEN (current_setting('tandem.version', true) IS DISTINCT FROM {}) EXECUTE FUNCTION {}()",
                 quote_ident(&name),
                 qualified(cx.base, table),
+                quote_literal(BACKFILL_MARKER),
                 qualified(cx.base, &name)
             ),
         )
@@ -90,8 +97,9 @@ fn function_body(
     let declare = "DECLARE\n  _tandem_version text := current_setting('tandem.version', true);\n";
     let literal = quote_literal(version_schema);
     let mut body = format!(
-        "#variable_conflict use_variable\n{declare}BEGIN\n  IF _tandem_version = {marker} THEN\n    RETURN NEW;\n  END IF;\n  IF (CASE WHEN _tandem_version IS NULL OR _tandem_version = '' THEN {literal} = ANY (current_schemas(false)) ELSE _tandem_version = {literal} END) THEN\n",
+        "#variable_conflict use_variable\n{declare}BEGIN\n  IF _tandem_version = {marker} THEN\n    RETURN NEW;\n  END IF;\n{mark}  IF (CASE WHEN _tandem_version IS NULL OR _tandem_version = '' THEN {literal} = ANY (current_schemas(false)) ELSE _tandem_version = {literal} END) THEN\n",
         marker = quote_literal(BACKFILL_MARKER),
+        mark = if sync.marks_done { format!("  NEW.{} := true;\n", quote_ident(crate::backfill::DONE_COLUMN)) } else { String::new() },
     );
     body.push_str(&assignments(&down_locals, &sync.downs));
     body.push_str("  ELSE\n");

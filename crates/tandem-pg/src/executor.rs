@@ -5,10 +5,8 @@
 use std::time::{Duration, Instant};
 
 use tandem_core::ident::quote_literal;
-use tandem_core::plan::{Action, Backfill, Step, Tx};
-use tandem_core::sync::BACKFILL_MARKER;
+use tandem_core::plan::{Action, Step, Tx};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
 #[derive(Debug, Clone)]
@@ -16,7 +14,7 @@ pub struct ExecOptions {
     pub lock_timeout: Duration,
     /// How long to keep retrying a statement that cannot get its lock.
     pub lock_retry_for: Duration,
-    pub backfill_batch_size: i64,
+    pub backfill: crate::backfill::BackfillOptions,
 }
 
 impl Default for ExecOptions {
@@ -24,7 +22,7 @@ impl Default for ExecOptions {
         ExecOptions {
             lock_timeout: Duration::from_millis(500),
             lock_retry_for: Duration::from_secs(600),
-            backfill_batch_size: 1000,
+            backfill: crate::backfill::BackfillOptions::default(),
         }
     }
 }
@@ -44,6 +42,14 @@ pub enum Event {
     BackfillProgress {
         table: String,
         rows: u64,
+        /// The planner's estimate of the table's rows, when it has one.
+        estimate: Option<u64>,
+        batch_size: i64,
+    },
+    /// The backfill is waiting between batches: paused, or a replica lags.
+    BackfillWaiting {
+        table: String,
+        reason: String,
     },
 }
 
@@ -56,6 +62,8 @@ pub enum ExecError {
         blockers: String,
     },
     /// PostgreSQL refused a statement.
+    /// tandem's own bookkeeping (the state schema) failed.
+    Bookkeeping(String),
     StepFailed {
         step: String,
         sql: String,
@@ -70,6 +78,7 @@ impl std::fmt::Display for ExecError {
                 f,
                 "could not get the lock to {step} after {attempts} attempts; blocking sessions: {blockers}"
             ),
+            ExecError::Bookkeeping(m) => write!(f, "could not record progress in the state schema: {m}"),
             ExecError::StepFailed { step, error, .. } => {
                 write!(f, "failed to {step}: {}", db_message(error))
             }
@@ -100,6 +109,18 @@ pub struct Executor<'a> {
     client: &'a mut Client,
     options: ExecOptions,
     observer: &'a (dyn Fn(Event) + Send + Sync),
+    tracking: Option<Tracking<'a>>,
+}
+
+/// Bookkeeping for a migration's start: each chunk records how many start steps are done in
+/// its own transaction, so a killed start resumes exactly after the last committed step, and
+/// backfills checkpoint into the state schema.
+pub struct Tracking<'a> {
+    pub state: &'a crate::state::StateStore,
+    pub schema: &'a str,
+    pub migration: &'a str,
+    /// The index, among the plan's start steps, of the first step given to `run`.
+    pub offset: usize,
 }
 
 impl<'a> Executor<'a> {
@@ -112,7 +133,22 @@ impl<'a> Executor<'a> {
             client,
             options,
             observer,
+            tracking: None,
         }
+    }
+
+    pub fn tracking(mut self, tracking: Tracking<'a>) -> Self {
+        self.tracking = Some(tracking);
+        self
+    }
+
+    /// The statement recording that the start steps before `end` are done, if tracked.
+    fn record_sql(&self, end: usize) -> Option<String> {
+        let t = self.tracking.as_ref()?;
+        Some(
+            t.state
+                .start_steps_done_sql(t.schema, t.migration, t.offset + end),
+        )
     }
 
     /// Runs `steps` in order; consecutive steps of one transaction group run together.
@@ -126,21 +162,70 @@ impl<'a> Executor<'a> {
         while i < steps.len() {
             let end = group_end(steps, i);
             let chunk = &steps[i..end];
+            let record = self.record_sql(end);
             match &chunk[0].action {
                 Action::Backfill(b) => {
                     (self.observer)(Event::Step {
                         description: chunk[0].description.clone(),
                     });
                     self.backfill(b).await.map_err(|e| (i, e))?;
+                    self.record_outside(record).await.map_err(|e| (i, e))?;
                 }
-                Action::Sql { .. } => self.run_with_retries(chunk).await.map_err(|e| (i, e))?,
+                Action::Sql { .. } if chunk[0].tx == Tx::None => {
+                    self.run_with_retries(chunk, None)
+                        .await
+                        .map_err(|e| (i, e))?;
+                    self.record_outside(record).await.map_err(|e| (i, e))?;
+                }
+                Action::Sql { .. } => self
+                    .run_with_retries(chunk, record.as_deref())
+                    .await
+                    .map_err(|e| (i, e))?,
             }
             i = end;
         }
         Ok(())
     }
 
-    async fn run_with_retries(&mut self, chunk: &[Step]) -> Result<(), ExecError> {
+    /// Records progress after a step that cannot share a transaction with the record: a
+    /// repeat after a crash in between is harmless (an index build drops its leftover first,
+    /// a backfill skips finished rows).
+    async fn record_outside(&mut self, record: Option<String>) -> Result<(), ExecError> {
+        if let Some(sql) = record {
+            self.client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| ExecError::Bookkeeping(db_message(&e)))?;
+        }
+        Ok(())
+    }
+
+    async fn backfill(&mut self, b: &tandem_core::plan::Backfill) -> Result<(), ExecError> {
+        let checkpoints = self
+            .tracking
+            .as_ref()
+            .map(|t| crate::backfill::Checkpoints {
+                state: t.state,
+                schema: t.schema,
+                migration: t.migration,
+            });
+        crate::backfill::run(
+            self.client,
+            b,
+            &self.options.backfill,
+            self.options.lock_timeout,
+            checkpoints.as_ref(),
+            self.observer,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn run_with_retries(
+        &mut self,
+        chunk: &[Step],
+        record: Option<&str>,
+    ) -> Result<(), ExecError> {
         let started = Instant::now();
         let mut attempt = 0u32;
         let description = chunk
@@ -155,7 +240,7 @@ impl<'a> Executor<'a> {
         }
         loop {
             attempt += 1;
-            match self.try_chunk(chunk).await {
+            match self.try_chunk(chunk, record).await {
                 Ok(()) => return Ok(()),
                 Err((step, error)) if is_lock_timeout(&error) => {
                     let blockers = self.blockers().await;
@@ -189,6 +274,7 @@ impl<'a> Executor<'a> {
     async fn try_chunk<'s>(
         &mut self,
         chunk: &'s [Step],
+        record: Option<&str>,
     ) -> Result<(), (&'s Step, tokio_postgres::Error)> {
         let timeout = format!("{}ms", self.options.lock_timeout.as_millis());
         if chunk[0].tx == Tx::None {
@@ -209,6 +295,11 @@ impl<'a> Executor<'a> {
             tx.batch_execute(step.sql_text().unwrap_or_default())
                 .await
                 .map_err(|e| (step, e))?;
+        }
+        if let Some(record) = record {
+            tx.batch_execute(record)
+                .await
+                .map_err(|e| (&chunk[chunk.len() - 1], e))?;
         }
         tx.commit().await.map_err(|e| (&chunk[chunk.len() - 1], e))
     }
@@ -273,69 +364,6 @@ impl<'a> Executor<'a> {
                 .join("; "),
             _ => "none found".to_string(),
         }
-    }
-
-    /// Keyset-paginated batches, each its own short transaction in which the sync trigger
-    /// stands aside (the batch computes `up` itself).
-    async fn backfill(&mut self, b: &Backfill) -> Result<(), ExecError> {
-        let mut last: Option<Vec<String>> = None;
-        let mut done: u64 = 0;
-        loop {
-            let batch = self.backfill_batch(b, last.as_deref()).await;
-            let row = match batch {
-                Ok(row) => row,
-                Err(error) if is_lock_timeout(&error) => {
-                    tokio::time::sleep(backoff(1)).await;
-                    continue;
-                }
-                Err(error) => {
-                    return Err(ExecError::StepFailed {
-                        step: format!("backfill {}", b.table),
-                        sql: b.next_batch.clone(),
-                        error,
-                    })
-                }
-            };
-            let Some((key, rows)) = row else { break };
-            done += rows;
-            (self.observer)(Event::BackfillProgress {
-                table: b.table.clone(),
-                rows: done,
-            });
-            last = Some(key);
-        }
-        Ok(())
-    }
-
-    async fn backfill_batch(
-        &mut self,
-        b: &Backfill,
-        last: Option<&[String]>,
-    ) -> Result<Option<(Vec<String>, u64)>, tokio_postgres::Error> {
-        let timeout = format!("{}ms", self.options.lock_timeout.as_millis());
-        let tx = self.client.transaction().await?;
-        tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = {}; SET LOCAL tandem.version = {}",
-            quote_literal(&timeout),
-            quote_literal(BACKFILL_MARKER)
-        ))
-        .await?;
-        let limit = self.options.backfill_batch_size;
-        let row = match last {
-            None => tx.query_opt(&b.first_batch, &[&limit]).await?,
-            Some(key) => {
-                let mut params: Vec<&(dyn ToSql + Sync)> =
-                    key.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
-                params.push(&limit);
-                tx.query_opt(&b.next_batch, &params).await?
-            }
-        };
-        tx.commit().await?;
-        Ok(row.map(|r| {
-            let n = b.key.len();
-            let key = (0..n).map(|i| r.get::<_, String>(i)).collect();
-            (key, r.get::<_, i64>(n) as u64)
-        }))
     }
 }
 

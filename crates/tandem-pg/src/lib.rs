@@ -6,3 +6,4 @@ pub mod session;
 pub mod state;
 #[cfg(test)]
 mod test_server;
+pub mod backfill;

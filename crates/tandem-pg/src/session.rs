@@ -13,7 +13,7 @@ use tandem_core::schema::Schema;
 use tandem_core::views;
 use tokio_postgres::{Client, NoTls};
 
-use crate::executor::{db_message, Event, ExecError, ExecOptions, Executor};
+use crate::executor::{db_message, Event, ExecError, ExecOptions, Executor, Tracking};
 use crate::introspect::read_schema;
 use crate::state::{MigrationRecord, Phase, StateError, StateStore};
 
@@ -48,10 +48,6 @@ pub enum Error {
     },
     /// The migration is wrong for this database; nothing was changed.
     InvalidMigration(Vec<Problem>),
-    /// The migration's start never finished (its version schema does not exist).
-    StartUnfinished {
-        name: String,
-    },
     RollbackAfterContract {
         name: String,
     },
@@ -87,7 +83,6 @@ impl fmt::Display for Error {
             Error::RollbackAfterContract { name } => write!(f, "migration \"{name}\" has begun its contract phase and can no longer be rolled back\n  hint: run `tandem complete` to finish it"),
             Error::StartFailed { error, rollback_error: None } => write!(f, "{error}\n  the start was rolled back; the database is as it was before"),
             Error::StartFailed { error, rollback_error: Some(r) } => write!(f, "{error}\n  rolling the start back also failed: {r}\n  hint: run `tandem rollback` once the cause is fixed"),
-            Error::StartUnfinished { name } => write!(f, "the start of migration \"{name}\" did not finish, so there is nothing to complete\n  hint: run `tandem rollback`, fix the cause, and start it again"),
             Error::Exec(e) => write!(f, "{e}\n  hint: fix the cause and re-run the same command; it resumes"),
             Error::Database(m) => write!(f, "{m}"),
         }
@@ -125,6 +120,10 @@ pub struct Status {
     pub latest_schema: String,
     pub in_flight: Option<MigrationSummary>,
     pub history: Vec<MigrationSummary>,
+    /// Backfill progress of the migration in flight, per table.
+    pub backfill: Vec<crate::state::BackfillProgress>,
+    /// Whether the in-flight migration's backfill is paused.
+    pub paused: bool,
     /// What to run next, in words.
     pub next: String,
 }
@@ -281,7 +280,10 @@ impl Session {
                 &before_json,
             )
             .await?;
-        if let Err((started, error)) = self.run_start_steps(&plan, observer).await {
+        if let Err((started, error)) = self
+            .run_start_steps(&plan, &migration.name, 0, observer)
+            .await
+        {
             let undo = plan.rollback_after_partial_start(started);
             let rollback_error = self.run(&undo, observer).await.err().map(|e| e.to_string());
             if rollback_error.is_none() {
@@ -303,15 +305,26 @@ impl Session {
         Ok(plan)
     }
 
-    /// On failure, also says how many of the plan's start steps had run.
+    /// Runs the plan's start steps from `from` on (earlier ones ran before an interruption),
+    /// recording progress as it goes. On failure, also says how many start steps had run.
     async fn run_start_steps(
         &mut self,
         plan: &Plan,
+        migration: &str,
+        from: usize,
         observer: &(dyn Fn(Event) + Send + Sync),
     ) -> Result<(), (usize, ExecError)> {
+        let tracking = Tracking {
+            state: &self.state,
+            schema: &self.options.schema,
+            migration,
+            offset: from,
+        };
         Executor::new(&mut self.client, self.options.exec.clone(), observer)
-            .run_counted(&plan.start)
-            .await?;
+            .tracking(tracking)
+            .run_counted(&plan.start[from.min(plan.start.len())..])
+            .await
+            .map_err(|(i, e)| (from + i, e))?;
         let done = plan.start.len();
         if plan.views_from_live_schema {
             let live = read_schema(&self.client, &self.options.schema)
@@ -375,6 +388,51 @@ impl Session {
             })
     }
 
+    /// Finishes the in-flight migration's start where it stopped (a killed process, a failed
+    /// backfill): the remaining start steps, the backfill from its checkpoint, and the version
+    /// schema. Returns false when there was nothing left to do.
+    pub async fn resume_start(
+        &mut self,
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<bool, Error> {
+        self.ensure_initialized().await?;
+        self.state
+            .try_lock(&self.client, &self.options.schema)
+            .await?;
+        let result = async {
+            let record = self.in_flight().await?;
+            self.finish_start(&record, observer).await
+        }
+        .await;
+        let _ = self.state.unlock(&self.client, &self.options.schema).await;
+        result
+    }
+
+    async fn finish_start(
+        &mut self,
+        record: &MigrationRecord,
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<bool, Error> {
+        if record.phase != Phase::Started || self.schema_exists(&record.version_schema).await? {
+            return Ok(false);
+        }
+        let plan = self.replan(record).await?;
+        let from = usize::try_from(record.start_steps_done).unwrap_or(0);
+        self.run_start_steps(&plan, &record.name, from, observer)
+            .await
+            .map_err(|(_, e)| Error::Exec(e))?;
+        Ok(true)
+    }
+
+    /// Sets or clears the pause switch a running backfill honours within one batch.
+    pub async fn set_paused(&self, paused: bool) -> Result<String, Error> {
+        self.ensure_initialized().await?;
+        Ok(self
+            .state
+            .set_paused(&self.client, &self.options.schema, paused)
+            .await?)
+    }
+
     /// Contracts the in-flight migration. Re-running after a failure resumes.
     pub async fn complete(
         &mut self,
@@ -394,9 +452,7 @@ impl Session {
         observer: &(dyn Fn(Event) + Send + Sync),
     ) -> Result<MigrationRecord, Error> {
         let record = self.in_flight().await?;
-        if record.phase == Phase::Started && !self.schema_exists(&record.version_schema).await? {
-            return Err(Error::StartUnfinished { name: record.name });
-        }
+        self.finish_start(&record, observer).await?;
         let plan = self.replan(&record).await?;
         self.state
             .set_phase(
@@ -527,12 +583,30 @@ impl Session {
                 latest_schema: schema,
                 in_flight: None,
                 history: Vec::new(),
+                backfill: Vec::new(),
+                paused: false,
                 next: "run `tandem init`".into(),
             });
         }
         let history = self.state.history(&self.client, &schema).await?;
         let in_flight = self.state.in_flight(&self.client, &schema).await?;
+        let ready = match &in_flight {
+            Some(r) => self.schema_exists(&r.version_schema).await?,
+            None => true,
+        };
+        let backfill = match &in_flight {
+            Some(r) => {
+                self.state
+                    .backfill_progress(&self.client, &schema, &r.name)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let paused = in_flight.as_ref().is_some_and(|r| r.paused);
         let next = match in_flight.as_ref().map(|r| r.phase) {
+            Some(Phase::Started) if !ready => {
+                "the start was interrupted before its version schema was ready: run `tandem backfill` to finish it (or `tandem rollback`)".to_string()
+            }
             Some(Phase::Started) => {
                 "deploy the new app version, then run `tandem complete` (or `tandem rollback`)"
                     .to_string()
@@ -549,6 +623,8 @@ impl Session {
             history: history.iter().map(MigrationSummary::from).collect(),
             schema,
             initialized: true,
+            backfill,
+            paused,
             next,
         })
     }

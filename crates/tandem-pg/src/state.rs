@@ -25,7 +25,7 @@ pub const HISTORY_TABLE: &str = "refinery_schema_history";
 
 /// The newest layout version this build knows about. A store whose history stops earlier is
 /// reported as not initialized, so `tandem init` is the single way to bring it up to date.
-const LATEST_LAYOUT_VERSION: i32 = 1;
+const LATEST_LAYOUT_VERSION: i32 = 2;
 
 /// Where tandem keeps its state, named by the state schema.
 #[derive(Debug, Clone)]
@@ -180,6 +180,9 @@ pub struct MigrationRecord {
     pub updated_at: String,
     pub schema_before: serde_json::Value,
     pub resulting_schema: Option<serde_json::Value>,
+    /// How many of the plan's start steps have run.
+    pub start_steps_done: i32,
+    pub paused: bool,
 }
 
 /// Formatted in SQL, in UTC, so the text does not depend on the session's TimeZone and no date
@@ -187,7 +190,17 @@ pub struct MigrationRecord {
 const RECORD_COLUMNS: &str = "schema, name, parent, migration, version_schema, phase, \
     to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
     to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-    schema_before, resulting_schema";
+        schema_before, resulting_schema, start_steps_done, paused";
+
+/// Where one table's backfill stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillProgress {
+    pub table: String,
+    /// The last key done, one text value per key column.
+    pub last_key: Option<Vec<String>>,
+    pub rows_done: i64,
+    pub rows_estimate: Option<i64>,
+}
 
 impl StateStore {
     pub fn new(state_schema: &str) -> Self {
@@ -246,7 +259,15 @@ impl StateStore {
         );
         let v1 = refinery::Migration::unapplied("V1__initial", &v1)
             .map_err(|e| StateError::Refinery(e.to_string()))?;
-        Ok(vec![v1])
+        // How far start got (so an interrupted start resumes instead of redoing work), and the
+        // pause switch a running backfill honours.
+        let v2 = format!(
+            "ALTER TABLE {migrations} ADD COLUMN start_steps_done integer NOT NULL DEFAULT 0;
+             ALTER TABLE {migrations} ADD COLUMN paused boolean NOT NULL DEFAULT false;"
+        );
+        let v2 = refinery::Migration::unapplied("V2__progress", &v2)
+            .map_err(|e| StateError::Refinery(e.to_string()))?;
+        Ok(vec![v1, v2])
     }
 
     /// Creates the state schema and brings its layout up to date. Idempotent, and safe when
@@ -475,8 +496,10 @@ impl StateStore {
                 phase = EXCLUDED.phase,
                 created_at = EXCLUDED.created_at,
                 updated_at = EXCLUDED.updated_at,
-                schema_before = EXCLUDED.schema_before,
-                resulting_schema = NULL
+                                schema_before = EXCLUDED.schema_before,
+                resulting_schema = NULL,
+                start_steps_done = 0,
+                paused = false
             WHERE m.phase = 'rolled_back'
             RETURNING {RECORD_COLUMNS}"
         );
@@ -596,6 +619,136 @@ impl StateStore {
     }
 }
 
+impl StateStore {
+    /// The statement that records, inside the transaction of the steps it counts, that the
+    /// first `done` start steps of migration `name` have run. Values are escaped literals
+    /// because the executor batches it with the steps' own SQL.
+    pub fn start_steps_done_sql(&self, schema: &str, name: &str, done: usize) -> String {
+        format!(
+            "UPDATE {} SET start_steps_done = {done}, updated_at = now() WHERE schema = {} AND name = {}",
+            self.table("migrations"),
+            quote_literal(schema),
+            quote_literal(name)
+        )
+    }
+
+    pub async fn set_start_steps_done(
+        &self,
+        client: &Client,
+        schema: &str,
+        name: &str,
+        done: usize,
+    ) -> Result<(), StateError> {
+        client
+            .batch_execute(&self.start_steps_done_sql(schema, name, done))
+            .await
+            .map_err(|e| self.db_error(e))
+    }
+
+    /// Records a backfill batch; run in the batch's own transaction so the checkpoint and the
+    /// rows it covers commit together.
+    pub async fn checkpoint(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        schema: &str,
+        migration: &str,
+        table: &str,
+        last_key: &[String],
+        rows_done: i64,
+        rows_estimate: Option<i64>,
+    ) -> Result<(), StateError> {
+        let key = serde_json::to_value(last_key).unwrap_or_default();
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (schema, migration, table_name, last_key, rows_done, rows_estimate, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, now()) \
+                 ON CONFLICT (schema, migration, table_name) DO UPDATE \
+                 SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, \
+                     rows_estimate = COALESCE(EXCLUDED.rows_estimate, {0}.rows_estimate), updated_at = now()",
+                self.table("backfill_progress")
+            ),
+            &[&schema, &migration, &table, &key, &rows_done, &rows_estimate],
+        )
+        .await
+        .map_err(|e| self.db_error(e))?;
+        Ok(())
+    }
+
+    pub async fn backfill_progress(
+        &self,
+        client: &Client,
+        schema: &str,
+        migration: &str,
+    ) -> Result<Vec<BackfillProgress>, StateError> {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT table_name, last_key, rows_done, rows_estimate FROM {} \
+                     WHERE schema = $1 AND migration = $2 ORDER BY table_name",
+                    self.table("backfill_progress")
+                ),
+                &[&schema, &migration],
+            )
+            .await
+            .map_err(|e| self.db_error(e))?;
+        rows.iter()
+            .map(|r| {
+                let key: Option<serde_json::Value> = r.try_get(1)?;
+                Ok(BackfillProgress {
+                    table: r.try_get(0)?,
+                    last_key: key.and_then(|k| serde_json::from_value(k).ok()),
+                    rows_done: r.try_get(2)?,
+                    rows_estimate: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Sets the pause switch of the schema's in-flight migration; returns its name. Takes no
+    /// advisory lock: the backfill it steers holds that.
+    pub async fn set_paused(
+        &self,
+        client: &Client,
+        schema: &str,
+        paused: bool,
+    ) -> Result<String, StateError> {
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE {} SET paused = $2, updated_at = now() \
+                     WHERE schema = $1 AND phase IN ('started', 'completing') RETURNING name",
+                    self.table("migrations")
+                ),
+                &[&schema, &paused],
+            )
+            .await
+            .map_err(|e| self.db_error(e))?;
+        row.map(|r| r.get::<_, String>(0))
+            .ok_or_else(|| StateError::NoMigrationInFlight {
+                schema: schema.to_string(),
+            })
+    }
+
+    pub async fn is_paused(
+        &self,
+        client: &Client,
+        schema: &str,
+        migration: &str,
+    ) -> Result<bool, StateError> {
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT paused FROM {} WHERE schema = $1 AND name = $2",
+                    self.table("migrations")
+                ),
+                &[&schema, &migration],
+            )
+            .await
+            .map_err(|e| self.db_error(e))?;
+        Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
+    }
+}
+
 fn record_from_row(row: &Row) -> Result<MigrationRecord, StateError> {
     let phase_text: String = row.try_get(5)?;
     let phase = Phase::parse(&phase_text).ok_or_else(|| {
@@ -615,6 +768,8 @@ fn record_from_row(row: &Row) -> Result<MigrationRecord, StateError> {
         updated_at: row.try_get(7)?,
         schema_before: row.try_get(8)?,
         resulting_schema: row.try_get(9)?,
+        start_steps_done: row.try_get(10)?,
+        paused: row.try_get(11)?,
     })
 }
 

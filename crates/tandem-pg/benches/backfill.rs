@@ -1,0 +1,141 @@
+//! Backfill throughput against its physical limit, measured in the same run: one plain
+//! `UPDATE t SET w = v * 2` over the whole table versus tandem's batched, checkpointed
+//! backfill of the same expression at default settings, on identical fresh tables.
+//! Also reports the longest time a batch (and so any row lock) was held.
+//!
+//! Run with `just bench` (or `cargo bench -p tandem-pg --bench backfill`); set
+//! `TANDEM_BENCH_ROWS=100000,1000000` to choose the sizes.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tandem_core::migration::{AddColumn, Column, Migration, Operation};
+use tandem_pg::cluster::LocalCluster;
+use tandem_pg::executor::{Event, ExecOptions};
+use tandem_pg::session::{Options, Session};
+use tokio_postgres::{Client, NoTls};
+
+async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+async fn fill(client: &Client, table: &str, rows: i64) {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, v bigint NOT NULL, pad text);
+             INSERT INTO {table} SELECT g, g, 'some padding to make rows realistic' FROM generate_series(1, {rows}) g;
+             VACUUM ANALYZE {table};
+             CHECKPOINT;"
+        ))
+        .await
+        .expect("fill table");
+}
+
+/// One UPDATE of every row: the physical limit of a backfill.
+async fn single_update(client: &Client, rows: i64) -> Duration {
+    fill(client, "baseline", rows).await;
+    client
+        .batch_execute("ALTER TABLE baseline ADD COLUMN w bigint")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    client
+        .batch_execute("UPDATE baseline SET w = v * 2")
+        .await
+        .unwrap();
+    started.elapsed()
+}
+
+/// tandem's backfill of the same column; returns its duration and the longest batch.
+async fn tandem_backfill(url: &str, client: &Client, rows: i64) -> (Duration, Duration) {
+    fill(client, "items", rows).await;
+    let options = Options {
+        schema: "public".into(),
+        state_schema: "tandem".into(),
+        role: None,
+        exec: ExecOptions::default(),
+    };
+    let mut session = Session::connect(url, options).await.expect("session");
+    session.init().await.expect("init");
+    let migration = Migration {
+        name: "02_add_w".into(),
+        version_schema: None,
+        operations: vec![Operation::AddColumn(AddColumn {
+            table: "items".into(),
+            up: Some("v * 2".into()),
+            column: Column {
+                name: "w".into(),
+                type_name: "bigint".into(),
+                nullable: Some(true),
+                unique: None,
+                pk: None,
+                default: None,
+                comment: None,
+                check: None,
+                references: None,
+                generated: None,
+            },
+        })],
+    };
+    // (backfill started, last batch finished, longest gap between batches)
+    let times: Mutex<(Option<Instant>, Option<Instant>, Duration)> =
+        Mutex::new((None, None, Duration::ZERO));
+    let observer = |event: Event| {
+        let mut t = times.lock().unwrap();
+        let now = Instant::now();
+        match event {
+            Event::Step { description } if description.starts_with("backfill") => {
+                *t = (Some(now), Some(now), Duration::ZERO)
+            }
+            Event::BackfillProgress { .. } => {
+                if let Some(last) = t.1 {
+                    t.2 = t.2.max(now - last);
+                }
+                t.1 = Some(now);
+            }
+            _ => {}
+        }
+    };
+    session.start(&migration, &observer).await.expect("start");
+    let (begun, ended, longest) = *times.lock().unwrap();
+    let total = ended.zip(begun).map(|(e, b)| e - b).unwrap_or_default();
+    (total, longest)
+}
+
+fn main() {
+    let sizes: Vec<i64> = std::env::var("TANDEM_BENCH_ROWS")
+        .unwrap_or_else(|_| "100000,1000000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let cluster = LocalCluster::start().expect("throwaway PostgreSQL");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("backfill throughput: tandem's batched backfill vs one UPDATE of the whole table");
+    println!(
+        "{:>10}  {:>12}  {:>12}  {:>8}  {:>14}",
+        "rows", "UPDATE", "tandem", "ratio", "longest batch"
+    );
+    for rows in sizes {
+        runtime.block_on(async {
+            let db = format!("bench_{rows}");
+            let url = cluster.create_database(&db).await.expect("database");
+            let client = connect(&url).await;
+            let baseline = single_update(&client, rows).await;
+            let (tandem, longest) = tandem_backfill(&url, &client, rows).await;
+            let ratio = baseline.as_secs_f64() / tandem.as_secs_f64().max(1e-9);
+            println!(
+                "{rows:>10}  {:>10.0}ms  {:>10.0}ms  {ratio:>7.2}x  {:>12.1}ms",
+                baseline.as_secs_f64() * 1000.0,
+                tandem.as_secs_f64() * 1000.0,
+                longest.as_secs_f64() * 1000.0
+            );
+        });
+    }
+    println!("ratio = UPDATE time / tandem time (throughput of tandem relative to the single UPDATE; target >= 0.85)");
+}

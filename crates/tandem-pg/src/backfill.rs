@@ -1,0 +1,319 @@
+//! Runs a planned backfill: keyset-paginated, set-based batches, each one short transaction
+//! that also records its checkpoint, so a killed backfill resumes where it stopped. Honours the
+//! pause switch and replica lag between batches, and sizes batches to a time budget.
+
+use std::time::{Duration, Instant};
+
+use tandem_core::ident::{qualified, quote_literal};
+use tandem_core::plan::Backfill;
+use tandem_core::sync::BACKFILL_MARKER;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Client;
+
+use crate::executor::{is_lock_timeout, Event, ExecError};
+use crate::state::StateStore;
+
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    /// Rows in the first batch; later batches adapt to `batch_time`.
+    pub batch_size: i64,
+    /// The time one batch (and so its row locks) should take.
+    pub batch_time: Duration,
+    /// A pause between batches, to leave room for the application.
+    pub delay: Duration,
+    /// Wait while any replica replays more than this far behind.
+    pub max_replication_lag: Option<Duration>,
+}
+
+impl Default for BackfillOptions {
+    fn default() -> Self {
+        BackfillOptions {
+            batch_size: 5000,
+            batch_time: Duration::from_millis(100),
+            delay: Duration::ZERO,
+            max_replication_lag: None,
+        }
+    }
+}
+
+const MIN_BATCH: i64 = 100;
+const MAX_BATCH: i64 = 100_000;
+
+/// Where checkpoints go and which pause switch to watch.
+pub struct Checkpoints<'a> {
+    pub state: &'a StateStore,
+    pub schema: &'a str,
+    pub migration: &'a str,
+}
+
+/// Backfills `b`, resuming after its checkpoint. Returns the rows done in all.
+pub async fn run(
+    client: &mut Client,
+    b: &Backfill,
+    options: &BackfillOptions,
+    lock_timeout: Duration,
+    checkpoints: Option<&Checkpoints<'_>>,
+    observer: &(dyn Fn(Event) + Send + Sync),
+) -> Result<u64, ExecError> {
+    let failed = |f: Failure| match f {
+        Failure::Db(error) => ExecError::StepFailed {
+            step: format!("backfill {}", b.table),
+            sql: b.next_batch.clone(),
+            error,
+        },
+        Failure::State(message) => ExecError::Bookkeeping(message),
+    };
+    let (mut last, mut done) = resume_point(client, b, checkpoints).await.map_err(failed)?;
+    let estimate = estimate_rows(client, &b.schema_qualified()).await;
+    let mut size = options.batch_size.clamp(MIN_BATCH, MAX_BATCH);
+    loop {
+        wait_while_paused(client, b, checkpoints, observer)
+            .await
+            .map_err(failed)?;
+        wait_for_replicas(client, b, options, observer)
+            .await
+            .map_err(failed)?;
+        let started = Instant::now();
+        let batch = batch(
+            client,
+            b,
+            last.as_deref(),
+            size,
+            lock_timeout,
+            checkpoints,
+            done,
+        )
+        .await;
+        let (key, rows) = match batch {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(Failure::Db(e)) if is_lock_timeout(&e) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(failed(e)),
+        };
+        done += rows;
+        observer(Event::BackfillProgress {
+            table: b.table.clone(),
+            rows: done,
+            estimate,
+            batch_size: size,
+        });
+        size = next_batch_size(size, rows, started.elapsed(), options.batch_time);
+        last = Some(key);
+        if !options.delay.is_zero() {
+            tokio::time::sleep(options.delay).await;
+        }
+    }
+    Ok(done)
+}
+
+/// Doubles a batch that ran well under its budget, halves one that ran well over.
+pub fn next_batch_size(size: i64, rows: u64, took: Duration, budget: Duration) -> i64 {
+    let full = rows as i64 >= size;
+    if full && took < budget / 2 {
+        (size * 2).min(MAX_BATCH)
+    } else if took > budget * 2 {
+        (size / 2).max(MIN_BATCH)
+    } else {
+        size
+    }
+}
+
+async fn resume_point(
+    client: &Client,
+    b: &Backfill,
+    checkpoints: Option<&Checkpoints<'_>>,
+) -> Result<(Option<Vec<String>>, u64), Failure> {
+    let Some(cp) = checkpoints else {
+        return Ok((None, 0));
+    };
+    let progress = cp
+        .state
+        .backfill_progress(client, cp.schema, cp.migration)
+        .await
+        .map_err(into_db)?;
+    Ok(progress
+        .into_iter()
+        .find(|p| p.table == b.table)
+        .map(|p| (p.last_key, p.rows_done.max(0) as u64))
+        .unwrap_or((None, 0)))
+}
+
+/// A state-store failure inside a batch, carried as the database error it almost always is.
+#[derive(Debug)]
+enum Failure {
+    Db(tokio_postgres::Error),
+    State(String),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::Db(e)
+    }
+}
+
+fn into_db(e: crate::state::StateError) -> Failure {
+    match e {
+        crate::state::StateError::Db(e) => Failure::Db(e),
+        other => Failure::State(other.to_string()),
+    }
+}
+
+/// The planner's row estimate (reltuples), for progress and ETA; None when never analysed.
+async fn estimate_rows(client: &Client, table: &str) -> Option<u64> {
+    let row = client
+        .query_opt(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = $1::text::regclass",
+            &[&table],
+        )
+        .await
+        .ok()??;
+    let n: i64 = row.get(0);
+    (n >= 0).then_some(n as u64)
+}
+
+async fn wait_while_paused(
+    client: &Client,
+    b: &Backfill,
+    checkpoints: Option<&Checkpoints<'_>>,
+    observer: &(dyn Fn(Event) + Send + Sync),
+) -> Result<(), Failure> {
+    let Some(cp) = checkpoints else { return Ok(()) };
+    let mut told = false;
+    while cp
+        .state
+        .is_paused(client, cp.schema, cp.migration)
+        .await
+        .map_err(into_db)?
+    {
+        if !told {
+            observer(Event::BackfillWaiting {
+                table: b.table.clone(),
+                reason: "paused (run `tandem resume` to continue)".into(),
+            });
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
+async fn wait_for_replicas(
+    client: &Client,
+    b: &Backfill,
+    options: &BackfillOptions,
+    observer: &(dyn Fn(Event) + Send + Sync),
+) -> Result<(), Failure> {
+    let Some(max) = options.max_replication_lag else {
+        return Ok(());
+    };
+    loop {
+        let row = client
+            .query_one(
+                "SELECT COALESCE(max(EXTRACT(EPOCH FROM replay_lag)), 0)::float8 FROM pg_stat_replication",
+                &[],
+            )
+            .await?;
+        let lag = Duration::from_secs_f64(row.get::<_, f64>(0).max(0.0));
+        if lag <= max {
+            return Ok(());
+        }
+        observer(Event::BackfillWaiting {
+            table: b.table.clone(),
+            reason: format!("a replica is {} ms behind", lag.as_millis()),
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// One batch in its own transaction, with its checkpoint. The sync trigger stands aside: the
+/// batch computes `up` itself and marks its rows done.
+async fn batch(
+    client: &mut Client,
+    b: &Backfill,
+    last: Option<&[String]>,
+    size: i64,
+    lock_timeout: Duration,
+    checkpoints: Option<&Checkpoints<'_>>,
+    done_before: u64,
+) -> Result<Option<(Vec<String>, u64)>, Failure> {
+    let tx = client.transaction().await?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {}; SET LOCAL tandem.version = {}",
+        quote_literal(&format!("{}ms", lock_timeout.as_millis())),
+        quote_literal(BACKFILL_MARKER)
+    ))
+    .await?;
+    let row = match last {
+        None => tx.query_opt(&b.first_batch, &[&size]).await?,
+        Some(key) => {
+            let mut params: Vec<&(dyn ToSql + Sync)> =
+                key.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+            params.push(&size);
+            tx.query_opt(&b.next_batch, &params).await?
+        }
+    };
+    let Some(row) = row else {
+        tx.commit().await?;
+        return Ok(None);
+    };
+    let n = b.key.len();
+    let key: Vec<String> = (0..n).map(|i| row.get::<_, String>(i)).collect();
+    let rows = row.get::<_, i64>(n) as u64;
+    if let Some(cp) = checkpoints {
+        let total = (done_before + rows) as i64;
+        cp.state
+            .checkpoint(&tx, cp.schema, cp.migration, &b.table, &key, total, None)
+            .await
+            .map_err(into_db)?;
+    }
+    tx.commit().await?;
+    Ok(Some((key, rows)))
+}
+
+trait Qualified {
+    fn schema_qualified(&self) -> String;
+}
+
+impl Qualified for Backfill {
+    fn schema_qualified(&self) -> String {
+        qualified(&self.schema, &self.table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_size_follows_the_time_budget() {
+        let budget = Duration::from_millis(100);
+        assert_eq!(
+            next_batch_size(1000, 1000, Duration::from_millis(10), budget),
+            2000
+        );
+        assert_eq!(
+            next_batch_size(1000, 400, Duration::from_millis(10), budget),
+            1000,
+            "a short last batch says nothing"
+        );
+        assert_eq!(
+            next_batch_size(1000, 1000, Duration::from_millis(300), budget),
+            500
+        );
+        assert_eq!(
+            next_batch_size(1000, 1000, Duration::from_millis(100), budget),
+            1000
+        );
+        assert_eq!(
+            next_batch_size(MAX_BATCH, 1, Duration::from_millis(1), budget),
+            MAX_BATCH
+        );
+        assert_eq!(
+            next_batch_size(MIN_BATCH, 1, Duration::from_secs(9), budget),
+            MIN_BATCH
+        );
+    }
+}

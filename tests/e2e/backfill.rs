@@ -1,0 +1,306 @@
+//! The backfill engine: resumable after SIGKILL, pausable, never losing a concurrent write,
+//! never overwriting a new-version write, and refusing early a table it cannot page through.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{catalog_snapshot, migration_file, TestDb};
+use tokio_postgres::Client;
+
+/// `items(id, v)` with `rows` rows, created and completed through tandem.
+async fn table_with_rows(rows: i64) -> (TestDb, Client) {
+    let db = TestDb::new().await;
+    db.tandem_ok(&["init"]);
+    let setup = migration_file(
+        "01_items.json",
+        r#"{"operations": [{"create_table": {"name": "items", "columns": [
+            {"name": "id", "type": "bigint", "pk": true}, {"name": "v", "type": "bigint"}]}}]}"#,
+    );
+    db.tandem_ok(&["start", "--complete", setup.to_str().unwrap()]);
+    let c = db.client().await;
+    c.execute(
+        "INSERT INTO public.items SELECT g, g FROM generate_series(1, $1::bigint) g",
+        &[&rows],
+    )
+    .await
+    .unwrap();
+    c.batch_execute("ANALYZE public.items").await.unwrap();
+    (db, c)
+}
+
+/// Doubling `v` into a NOT NULL column; `down` is deliberately not its inverse.
+const DOUBLE: &str = r#"{"operations": [{"add_column": {"table": "items", "up": "v * 2",
+    "column": {"name": "w", "type": "bigint"}}},
+    {"drop_column": {"table": "items", "column": "v", "down": "w - 1"}}]}"#;
+
+fn spawn_start(db: &TestDb, file: &std::path::Path, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(extra)
+        .args(["start", file.to_str().unwrap()])
+        .env("TANDEM_PG_URL", &db.url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tandem start")
+}
+
+async fn rows_done(c: &Client) -> i64 {
+    c.query_opt(
+        "SELECT rows_done FROM tandem.backfill_progress WHERE table_name = 'items'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .map(|r| r.get(0))
+    .unwrap_or(0)
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// After a SIGKILL the server notices the dropped connection (and frees its advisory lock)
+/// only once its current statement ends.
+async fn killed(child: &mut Child, c: &Client) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until("the killed session to end", || async {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tandem'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        n == 0
+    })
+    .await;
+}
+
+async fn schema_exists(c: &Client, name: &str) -> bool {
+    c.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&name])
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test]
+async fn a_killed_backfill_resumes_from_its_checkpoint() {
+    let rows = 200_000;
+    let (db, c) = table_with_rows(rows).await;
+    let file = migration_file("02_double.json", DOUBLE);
+    let mut child = spawn_start(
+        &db,
+        &file,
+        &[
+            "--backfill-batch-size",
+            "1000",
+            "--backfill-batch-time",
+            "10s",
+            "--backfill-delay",
+            "5ms",
+        ],
+    );
+    wait_until("some batches", || async { rows_done(&c).await >= 20_000 }).await;
+    killed(&mut child, &c).await;
+    let at_kill = rows_done(&c).await;
+    assert!(at_kill < rows, "killed mid-way ({at_kill} rows done)");
+    assert!(
+        !schema_exists(&c, "public_02_double").await,
+        "the version schema waits for the backfill"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&db.tandem_ok(&["status", "--json"])).unwrap();
+    assert!(
+        status["next"].as_str().unwrap().contains("tandem backfill"),
+        "{status}"
+    );
+    assert_eq!(
+        db.tandem_ok(&["latest", "schema"]).trim(),
+        "public_01_items",
+        "latest names the ready version"
+    );
+
+    db.tandem_ok(&["backfill"]);
+    assert!(schema_exists(&c, "public_02_double").await);
+    let total = rows_done(&c).await;
+    assert!(
+        total >= rows && total <= rows + 1000,
+        "resumed after the checkpoint: {total} rows counted for {rows}"
+    );
+    db.tandem_ok(&["complete"]);
+    let wrong: i64 = c
+        .query_one(
+            "SELECT count(*) FROM public.items WHERE w IS DISTINCT FROM id * 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(wrong, 0);
+}
+
+#[tokio::test]
+async fn complete_finishes_an_interrupted_backfill_first() {
+    let (db, c) = table_with_rows(50_000).await;
+    let file = migration_file("02_double.json", DOUBLE);
+    let mut child = spawn_start(
+        &db,
+        &file,
+        &[
+            "--backfill-batch-size",
+            "500",
+            "--backfill-batch-time",
+            "10s",
+            "--backfill-delay",
+            "5ms",
+        ],
+    );
+    wait_until("some batches", || async { rows_done(&c).await >= 2_000 }).await;
+    killed(&mut child, &c).await;
+    db.tandem_ok(&["complete"]);
+    let wrong: i64 = c
+        .query_one(
+            "SELECT count(*) FROM public.items WHERE w IS DISTINCT FROM id * 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(wrong, 0);
+}
+
+#[tokio::test]
+async fn pause_stops_the_backfill_and_resume_continues_it() {
+    let (db, c) = table_with_rows(50_000).await;
+    let file = migration_file("02_double.json", DOUBLE);
+    let mut child = spawn_start(
+        &db,
+        &file,
+        &[
+            "--backfill-batch-size",
+            "500",
+            "--backfill-batch-time",
+            "10s",
+            "--backfill-delay",
+            "10ms",
+        ],
+    );
+    wait_until("the first batches", || async {
+        rows_done(&c).await >= 1_000
+    })
+    .await;
+    db.tandem_ok(&["pause"]);
+    tokio::time::sleep(Duration::from_millis(500)).await; // within one batch
+    let paused_at = rows_done(&c).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rows_done(&c).await, paused_at, "no progress while paused");
+    assert!(paused_at < 50_000);
+    let status: serde_json::Value =
+        serde_json::from_str(&db.tandem_ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["paused"], true, "{status}");
+    db.tandem_ok(&["resume"]);
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success());
+    assert!(schema_exists(&c, "public_02_double").await);
+    assert_eq!(rows_done(&c).await, 50_000);
+}
+
+#[tokio::test]
+async fn writes_of_both_versions_during_the_backfill_are_never_lost() {
+    let rows = 100_000;
+    let (db, c) = table_with_rows(rows).await;
+    let file = migration_file("02_double.json", DOUBLE);
+    let mut child = spawn_start(
+        &db,
+        &file,
+        &[
+            "--backfill-batch-size",
+            "1000",
+            "--backfill-batch-time",
+            "10s",
+            "--backfill-delay",
+            "2ms",
+        ],
+    );
+    wait_until("the backfill to begin", || async {
+        rows_done(&c).await > 0
+    })
+    .await;
+    // A new-version write, declared through tandem.version, to rows the backfill has not
+    // reached: up(down(1000)) would be 1998, so an overwrite would show.
+    let new = db.client().await;
+    new.batch_execute("SET tandem.version = 'public_02_double'; UPDATE public.items SET w = 1000 WHERE id > 90000").await.unwrap();
+    // Old-version writes keep coming, ahead of and behind the backfill.
+    let old = db.client_on("public_01_items").await;
+    let mut written: i64 = 0;
+    while child.try_wait().unwrap().is_none() {
+        let id: i64 = 1 + (written * 7919) % 89_000;
+        old.execute("UPDATE items SET v = v + 1000000 WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        written += 1;
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        written > 10,
+        "old-version writes ran during the backfill ({written})"
+    );
+    // The first moment the new version exists, nothing is missing and every write converted.
+    let v2 = db.client_on("public_02_double").await;
+    let bad: i64 = v2
+        .query_one("SELECT count(*) FROM items WHERE id <= 90000 AND w IS DISTINCT FROM (SELECT p.v * 2 FROM public.items p WHERE p.id = items.id)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(bad, 0, "every old-version write went through up");
+    let kept: i64 = v2
+        .query_one(
+            "SELECT count(*) FROM items WHERE id > 90000 AND w = 1000",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        kept,
+        rows - 90_000,
+        "the new-version writes were not overwritten by the backfill"
+    );
+    db.tandem_ok(&["complete"]);
+}
+
+#[tokio::test]
+async fn a_table_without_a_usable_key_is_refused_before_any_change() {
+    let db = TestDb::new().await;
+    db.tandem_ok(&["init"]);
+    let c = db.client().await;
+    c.batch_execute("CREATE TABLE public.logs (message text, at timestamptz); INSERT INTO public.logs VALUES ('a', now())").await.unwrap();
+    let before = catalog_snapshot(&c).await;
+    let file = migration_file(
+        "01_level.json",
+        r#"{"operations": [{"add_column": {"table": "logs", "up": "'info'", "column": {"name": "level", "type": "text"}}}]}"#,
+    );
+    for command in ["plan", "start"] {
+        let out = db.tandem(&[command, file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("no primary key or unique NOT NULL column")
+                && stderr.contains("add a primary key"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(before, catalog_snapshot(&c).await);
+}
