@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod conformance;
 mod constraints;
+mod grants;
 mod identifiers;
 mod indexes;
 mod operations;

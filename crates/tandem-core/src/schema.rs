@@ -11,6 +11,14 @@ pub struct Schema {
     /// The base schema's name, e.g. `public`.
     pub name: String,
     pub tables: Vec<Table>,
+    /// Roles other than the one tandem runs as that have `USAGE` on the base schema
+    /// (`public` stands for PUBLIC): each version schema grants them `USAGE` too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<String>,
+    /// What `ALTER DEFAULT PRIVILEGES` grants on a table that tandem's role creates in the
+    /// base schema: a table created by a migration, and its view, get these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_grants: Vec<Grant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -26,6 +34,22 @@ pub struct Table {
     /// `REPLICA IDENTITY`; `None` is `DEFAULT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica_identity: Option<ReplicaIdentity>,
+    /// Table privileges held by roles other than the one tandem runs as (which owns the
+    /// views it creates); each version's view of the table gets the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
+}
+
+/// One table privilege of one role, as `aclexplode` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The role's name; `public` stands for PUBLIC (no role can be called that).
+    pub grantee: String,
+    /// `SELECT`, `INSERT`, `UPDATE`, `DELETE`, `TRUNCATE`, `REFERENCES`, `TRIGGER`, `MAINTAIN`.
+    pub privilege: String,
+    /// `WITH GRANT OPTION`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub grantable: bool,
 }
 
 /// A table's replica identity other than `DEFAULT`.

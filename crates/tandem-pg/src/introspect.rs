@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use tandem_core::schema::{
-    Column, Constraint, ConstraintKind, Index, ReplicaIdentity, Schema, Table,
+    Column, Constraint, ConstraintKind, Grant, Index, ReplicaIdentity, Schema, Table,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row};
@@ -90,6 +90,48 @@ const INDEXES_SQL: &str = "
     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
     ORDER BY i.indrelid, ic.relname";
 
+/// Table privileges of every role but the current one (which will own the views tandem
+/// creates, and so needs no grant). A NULL `relacl` means the owner's default privileges,
+/// spelled out by `acldefault`, so a table owner other than the current role is kept too.
+/// Grantee 0 is PUBLIC, named `public` (a name no role can have).
+const TABLE_GRANTS_SQL: &str = "
+    SELECT c.oid,
+           CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_get_userbyid(a.grantee)::text END,
+           a.privilege_type::text,
+           a.is_grantable
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
+    WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+      AND a.grantee <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
+    ORDER BY c.oid, 2, 3";
+
+/// The roles (but the current one) with USAGE on the schema, as for tables.
+const SCHEMA_USAGE_SQL: &str = "
+    SELECT DISTINCT
+           CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_get_userbyid(a.grantee)::text END
+    FROM pg_namespace n
+    CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+    WHERE n.nspname = $1 AND a.privilege_type = 'USAGE'
+      AND a.grantee <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
+    ORDER BY 1";
+
+/// `ALTER DEFAULT PRIVILEGES` for tables the current role creates: global entries and those
+/// `IN SCHEMA` the base schema (PostgreSQL applies both to a new table).
+const DEFAULT_GRANTS_SQL: &str = "
+    SELECT DISTINCT
+           CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_get_userbyid(a.grantee)::text END,
+           a.privilege_type::text,
+           a.is_grantable
+    FROM pg_default_acl d
+    CROSS JOIN LATERAL aclexplode(d.defaclacl) a
+    WHERE d.defaclobjtype = 'r'
+      AND d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+      AND (d.defaclnamespace = 0
+           OR d.defaclnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1))
+      AND a.grantee <> d.defaclrole
+    ORDER BY 1, 2";
+
 /// Reads the tables of the namespace `schema`, with their columns, constraints and indexes.
 ///
 /// The four catalog queries are pipelined but each sees its own snapshot; a caller that needs
@@ -103,6 +145,11 @@ pub async fn read_schema(client: &Client, schema: &str) -> Result<Schema, Error>
         client.query(COLUMNS_SQL, params),
         client.query(CONSTRAINTS_SQL, params),
         client.query(INDEXES_SQL, params),
+    )?;
+    let (table_grants, usage, default_grants) = tokio::try_join!(
+        client.query(TABLE_GRANTS_SQL, params),
+        client.query(SCHEMA_USAGE_SQL, params),
+        client.query(DEFAULT_GRANTS_SQL, params),
     )?;
     let mut tables = TablesByOid::new(&tables)?;
     for row in &columns {
@@ -120,6 +167,11 @@ pub async fn read_schema(client: &Client, schema: &str) -> Result<Schema, Error>
             table.indexes.push(index(row)?);
         }
     }
+    for row in &table_grants {
+        if let Some(table) = tables.get_mut(row.try_get(0)?) {
+            table.grants.push(grant(row, 1)?);
+        }
+    }
     let mut tables = tables.into_tables();
     for table in &mut tables {
         table.primary_key = primary_key(&table.constraints);
@@ -127,6 +179,23 @@ pub async fn read_schema(client: &Client, schema: &str) -> Result<Schema, Error>
     Ok(Schema {
         name: schema.to_string(),
         tables,
+        usage: usage
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?,
+        default_grants: default_grants
+            .iter()
+            .map(|r| grant(r, 0))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// A grant from the columns grantee, privilege, grantable starting at `first`.
+fn grant(row: &Row, first: usize) -> Result<Grant, Error> {
+    Ok(Grant {
+        grantee: row.try_get(first)?,
+        privilege: row.try_get(first + 1)?,
+        grantable: row.try_get(first + 2)?,
     })
 }
 
@@ -541,6 +610,7 @@ mod tests {
         let expected = Schema {
             name: r#"App "Core""#.to_string(),
             tables: vec![expected_order_items(), expected_orders()],
+            ..Schema::default()
         };
         assert_eq!(schema, expected);
     }
@@ -630,6 +700,7 @@ mod tests {
                 expected_event_table("events_2024", ""),
                 expected_slots(),
             ],
+            ..Schema::default()
         };
         assert_eq!(schema, expected);
     }
@@ -656,6 +727,7 @@ mod tests {
                 columns: vec![column("a", "integer", true)],
                 ..table("t")
             }],
+            ..Schema::default()
         };
         assert_eq!(schema, expected);
     }
@@ -666,6 +738,55 @@ mod tests {
         let expected = Schema {
             name: "nowhere".to_string(),
             tables: vec![],
+            ..Schema::default()
+        };
+        assert_eq!(schema, expected);
+    }
+
+    #[tokio::test]
+    async fn introspect_reads_grants_usage_and_default_privileges() {
+        let role = fresh_database_name().replace("introspect", "role");
+        let r = quote_ident(&role);
+        let fixture = format!(
+            "CREATE ROLE {r};
+             CREATE SCHEMA app;
+             GRANT USAGE ON SCHEMA app TO {r};
+             CREATE TABLE app.t (a integer);
+             CREATE TABLE app.u (b integer);
+             GRANT SELECT, UPDATE ON app.t TO {r};
+             GRANT INSERT ON app.t TO {r} WITH GRANT OPTION;
+             GRANT SELECT ON app.t TO PUBLIC;
+             ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO {r};
+             ALTER DEFAULT PRIVILEGES GRANT DELETE ON TABLES TO {r};
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT UPDATE ON TABLES TO {r};"
+        );
+        let schema = read_fixture(&fixture, "app").await;
+        let grant = |grantee: &str, privilege: &str, grantable: bool| Grant {
+            grantee: grantee.to_string(),
+            privilege: privilege.to_string(),
+            grantable,
+        };
+        let expected = Schema {
+            name: "app".to_string(),
+            tables: vec![
+                Table {
+                    columns: vec![column("a", "integer", true)],
+                    grants: vec![
+                        grant("public", "SELECT", false),
+                        grant(&role, "INSERT", true),
+                        grant(&role, "SELECT", false),
+                        grant(&role, "UPDATE", false),
+                    ],
+                    ..table("t")
+                },
+                Table {
+                    columns: vec![column("b", "integer", true)],
+                    // Created before the default privileges: none.
+                    ..table("u")
+                },
+            ],
+            usage: vec![role.clone()],
+            default_grants: vec![grant(&role, "DELETE", false), grant(&role, "SELECT", false)],
         };
         assert_eq!(schema, expected);
     }

@@ -378,6 +378,7 @@ mod tests {
         let schema = Schema {
             name: "public".to_string(),
             tables: vec![table()],
+            ..Schema::default()
         };
         let op = index(
             r#"{"name": "i", "table": "Users", "method": "btree; DROP TABLE x",

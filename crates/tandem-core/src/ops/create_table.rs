@@ -99,7 +99,9 @@ impl Op for CreateTable {
             &self.name,
             self.columns.iter().map(|c| c.name.clone()).collect(),
         );
-        schema.tables.push(self.virtual_table());
+        // As PostgreSQL does for the table, its view gets what ALTER DEFAULT PRIVILEGES says.
+        let grants = schema.default_grants.clone();
+        schema.tables.push(self.virtual_table(grants));
     }
 }
 
@@ -200,7 +202,7 @@ impl CreateTable {
         defs
     }
 
-    fn virtual_table(&self) -> Table {
+    fn virtual_table(&self, grants: Vec<schema::Grant>) -> Table {
         let mut primary_key: Vec<String> = self
             .columns
             .iter()
@@ -243,6 +245,7 @@ impl CreateTable {
             indexes: Vec::new(),
             comment: self.comment.clone(),
             replica_identity: None,
+            grants,
         }
     }
 }
