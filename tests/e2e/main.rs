@@ -10,6 +10,7 @@ mod concurrency;
 mod conformance;
 mod constraints;
 mod grants;
+mod faults;
 mod identifiers;
 mod indexes;
 mod operations;

@@ -97,7 +97,7 @@ fn step_text(n: usize, step: &Step) -> String {
     let mut s = format!("  {n:>2}. {} [{lock}, {tx}{hazards}]\n", step.description);
     match &step.action {
         Action::Sql { sql } => s.push_str(&indent(sql)),
-        Action::Backfill(b) => s.push_str(&indent(&format!("batches of: {}", b.next_batch))),
+        Action::Backfill(b) => s.push_str(&indent(&format!("batches of: {}", b.update[3]))),
     }
     s
 }

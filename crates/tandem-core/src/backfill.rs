@@ -86,29 +86,43 @@ pub fn plan(
         .join(", ");
     let pending = format!("{} IS NOT TRUE", quote_ident(DONE_COLUMN));
     let n = key_names.len();
-    let lower_bound = format!(
-        "WHERE {pending} AND ({keys}) > ({})",
-        (0..n)
-            .map(|i| format!("${}::text::{}", i + 1, key_types[i]))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let batch = |filter: &str, limit: usize| {
-        format!(
-            "WITH batch AS (SELECT {keys} FROM {target} {filter} ORDER BY {keys} LIMIT ${limit} FOR NO KEY UPDATE), \
-             done AS (UPDATE {target} SET {sets} WHERE ({keys}) IN (SELECT {keys} FROM batch) RETURNING {keys}) \
-             SELECT {}, (SELECT count(*) FROM done) FROM done ORDER BY {} LIMIT 1",
-            list(&key_names, |k| format!("{}::text", quote_ident(k))),
-            list(&key_names, |k| format!("{} DESC", quote_ident(k))),
-        )
+    // `$first..` as the key's column types, compared as a row so composite keys page too.
+    let bound = |first: usize| {
+        let params = (0..n).map(|i| format!("${}::text::{}", first + i, key_types[i])).collect::<Vec<_>>().join(", ");
+        format!("({params})")
+    };
+        // Aliased, so that ORDER BY names the key columns and not these text outputs.
+    let key_text = key_names
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{}::text AS {}", quote_ident(k), quote_ident(&format!("_tandem_key{i}"))))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The key `offset` rows past the lower bound: an index range scan, no heap writes.
+    let upper = |lower: bool| {
+        let (filter, offset) = if lower { (format!("WHERE ({keys}) > {}", bound(1)), n + 1) } else { (String::new(), 1) };
+        format!("SELECT {key_text} FROM {target} {filter} ORDER BY {keys} OFFSET ${offset} LIMIT 1")
+    };
+    // One UPDATE over the key range: it takes each row's lock and computes `up` from the
+    // row's current version (re-checked if a concurrent write got there first), and skips
+    // rows any writer already marked done.
+    let update = |lower: bool, upper: bool| {
+        let mut conditions = vec![pending.clone()];
+        if lower {
+            conditions.push(format!("({keys}) > {}", bound(1)));
+        }
+        if upper {
+            conditions.push(format!("({keys}) <= {}", bound(if lower { n + 1 } else { 1 })));
+        }
+        format!("UPDATE {target} SET {sets} WHERE {}", conditions.join(" AND "))
     };
     Ok(Backfill {
         schema: base.to_string(),
         table: table.to_string(),
         columns: request.assignments.iter().map(|(c, _)| c.clone()).collect(),
         key: key_names.clone(),
-        first_batch: batch(&format!("WHERE {pending}"), 1),
-        next_batch: batch(&lower_bound, n + 1),
+        upper_bound: [upper(false), upper(true)],
+        update: [update(false, false), update(true, false), update(false, true), update(true, true)],
     })
 }
 

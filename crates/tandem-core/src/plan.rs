@@ -54,7 +54,7 @@ pub enum Tx {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
     Sql { sql: String },
-    Backfill(Backfill),
+    Backfill(Box<Backfill>),
 }
 
 /// A keyset-paginated, set-based backfill of one table.
@@ -66,11 +66,13 @@ pub struct Backfill {
     /// The physical columns the batches fill.
     pub columns: Vec<String>,
     pub key: Vec<String>,
-    /// The first batch: `$1` is the batch size. Returns the last key (as text, one column per
-    /// key column) and the number of rows of the batch, or no row when the table is done.
-    pub first_batch: String,
-    /// The following batches: `$1..$n` the last key as text, `$n+1` the batch size.
-    pub next_batch: String,
+    /// The key `batch size` rows on, as text: `[without, with]` a lower bound (`$1..$n` the
+    /// last key done, as text); the offset is the last parameter. No row: the rest is the last
+    /// batch.
+    pub upper_bound: [String; 2],
+    /// The batch's UPDATE over a key range, indexed by `lower + 2 * upper` (which bounds it
+    /// has); lower-bound parameters come first.
+    pub update: [String; 4],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

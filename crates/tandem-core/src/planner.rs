@@ -337,7 +337,7 @@ fn start_steps(cx: &mut PlanCx, after: &Schema) -> Vec<Step> {
             Ok(b) => steps.push(Step {
                 phase: Phase::Start,
                 description: format!("backfill existing rows of {}", quote_ident(table)),
-                action: Action::Backfill(b),
+                action: Action::Backfill(Box::new(b)),
                 tx: Tx::Own,
                 lock: Lock::RowExclusive,
                 hazards: vec![Hazard::Backfill],

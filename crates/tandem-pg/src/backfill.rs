@@ -58,7 +58,7 @@ pub async fn run(
     let failed = |f: Failure| match f {
         Failure::Db(error) => ExecError::StepFailed {
             step: format!("backfill {}", b.table),
-            sql: b.next_batch.clone(),
+            sql: b.update[3].clone(),
             error,
         },
         Failure::State(message) => ExecError::Bookkeeping(message),
@@ -74,19 +74,11 @@ pub async fn run(
             .await
             .map_err(failed)?;
         let started = Instant::now();
-        let batch = batch(
-            client,
-            b,
-            last.as_deref(),
-            size,
-            lock_timeout,
-            checkpoints,
-            done,
-        )
-        .await;
+        let run = Run { b, lock_timeout, checkpoints, estimate };
+        let batch = batch(client, &run, last.as_deref(), size, done).await;
         let (key, rows) = match batch {
-            Ok(Some(row)) => row,
-            Ok(None) => break,
+            Ok(Batch::Upto(key, rows)) => (Some(key), rows),
+            Ok(Batch::Last(rows)) => (None, rows),
             Err(Failure::Db(e)) if is_lock_timeout(&e) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -101,6 +93,7 @@ pub async fn run(
             batch_size: size,
         });
         size = next_batch_size(size, rows, started.elapsed(), options.batch_time);
+        let Some(key) = key else { break };
         last = Some(key);
         if !options.delay.is_zero() {
             tokio::time::sleep(options.delay).await;
@@ -228,17 +221,26 @@ async fn wait_for_replicas(
     }
 }
 
-/// One batch in its own transaction, with its checkpoint. The sync trigger stands aside: the
-/// batch computes `up` itself and marks its rows done.
-async fn batch(
-    client: &mut Client,
-    b: &Backfill,
-    last: Option<&[String]>,
-    size: i64,
+/// What one batch did.
+enum Batch {
+    /// Rows up to and including this key are done; more may follow.
+    Upto(Vec<String>, u64),
+    /// The rest of the table is done.
+    Last(u64),
+}
+
+/// One batch in its own transaction, with its checkpoint. The sync trigger stands aside (its
+/// WHEN clause sees the backfill marker): the batch computes `up` itself and marks its rows.
+/// What stays the same across one table's batches.
+struct Run<'a> {
+    b: &'a Backfill,
     lock_timeout: Duration,
-    checkpoints: Option<&Checkpoints<'_>>,
-    done_before: u64,
-) -> Result<Option<(Vec<String>, u64)>, Failure> {
+    checkpoints: Option<&'a Checkpoints<'a>>,
+    estimate: Option<u64>,
+}
+
+async fn batch(client: &mut Client, run: &Run<'_>, last: Option<&[String]>, size: i64, done_before: u64) -> Result<Batch, Failure> {
+    let (b, lock_timeout, checkpoints, estimate) = (run.b, run.lock_timeout, run.checkpoints, run.estimate);
     let tx = client.transaction().await?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout = {}; SET LOCAL tandem.version = {}",
@@ -246,31 +248,34 @@ async fn batch(
         quote_literal(BACKFILL_MARKER)
     ))
     .await?;
-    let row = match last {
-        None => tx.query_opt(&b.first_batch, &[&size]).await?,
-        Some(key) => {
-            let mut params: Vec<&(dyn ToSql + Sync)> =
-                key.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
-            params.push(&size);
-            tx.query_opt(&b.next_batch, &params).await?
-        }
-    };
-    let Some(row) = row else {
-        tx.commit().await?;
-        return Ok(None);
-    };
-    let n = b.key.len();
-    let key: Vec<String> = (0..n).map(|i| row.get::<_, String>(i)).collect();
-    let rows = row.get::<_, i64>(n) as u64;
+    let lower: Vec<&(dyn ToSql + Sync)> = last.unwrap_or_default().iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+    let offset = size - 1;
+    let mut params = lower.clone();
+    params.push(&offset);
+    let upper_row = tx.query_opt(&b.upper_bound[usize::from(last.is_some())], &params).await?;
+    let upper: Option<Vec<String>> = upper_row.map(|r| (0..b.key.len()).map(|i| r.get::<_, String>(i)).collect());
+    let mut params = lower;
+    if let Some(u) = &upper {
+        params.extend(u.iter().map(|k| k as &(dyn ToSql + Sync)));
+    }
+    let variant = usize::from(last.is_some()) + 2 * usize::from(upper.is_some());
+    let rows = tx.execute(&b.update[variant], &params).await?;
     if let Some(cp) = checkpoints {
+        let key = upper.as_deref().or(last).unwrap_or_default();
         let total = (done_before + rows) as i64;
-        cp.state
-            .checkpoint(&tx, cp.schema, cp.migration, &b.table, &key, total, None)
-            .await
-            .map_err(into_db)?;
+        let progress = crate::state::BackfillProgress {
+            table: b.table.clone(),
+            last_key: Some(key.to_vec()),
+            rows_done: total,
+            rows_estimate: estimate.map(|e| e as i64),
+        };
+        cp.state.checkpoint(&tx, cp.schema, cp.migration, &progress).await.map_err(into_db)?;
     }
     tx.commit().await?;
-    Ok(Some((key, rows)))
+    Ok(match upper {
+        Some(key) => Batch::Upto(key, rows),
+        None => Batch::Last(rows),
+    })
 }
 
 trait Qualified {

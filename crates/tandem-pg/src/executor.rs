@@ -119,8 +119,20 @@ pub struct Tracking<'a> {
     pub state: &'a crate::state::StateStore,
     pub schema: &'a str,
     pub migration: &'a str,
-    /// The index, among the plan's start steps, of the first step given to `run`.
+        /// The phase whose steps are run, and the index among them of the first step given.
+    pub phase: tandem_core::plan::Phase,
     pub offset: usize,
+}
+
+/// Test hook for fault injection: `TANDEM_CRASH_AFTER_STEPS=N` makes the process die, like a
+/// SIGKILL, right after its Nth committed chunk of steps (counted over the whole process).
+fn crash_point_reached() -> bool {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static DONE: AtomicUsize = AtomicUsize::new(0);
+    let Some(limit) = std::env::var("TANDEM_CRASH_AFTER_STEPS").ok().and_then(|v| v.parse::<usize>().ok()) else {
+        return false;
+    };
+    DONE.fetch_add(1, Ordering::SeqCst) + 1 >= limit
 }
 
 impl<'a> Executor<'a> {
@@ -145,10 +157,7 @@ impl<'a> Executor<'a> {
     /// The statement recording that the start steps before `end` are done, if tracked.
     fn record_sql(&self, end: usize) -> Option<String> {
         let t = self.tracking.as_ref()?;
-        Some(
-            t.state
-                .start_steps_done_sql(t.schema, t.migration, t.offset + end),
-        )
+                Some(t.state.steps_done_sql(t.schema, t.migration, t.phase, t.offset + end))
     }
 
     /// Runs `steps` in order; consecutive steps of one transaction group run together.
@@ -177,10 +186,10 @@ impl<'a> Executor<'a> {
                         .map_err(|e| (i, e))?;
                     self.record_outside(record).await.map_err(|e| (i, e))?;
                 }
-                Action::Sql { .. } => self
-                    .run_with_retries(chunk, record.as_deref())
-                    .await
-                    .map_err(|e| (i, e))?,
+                                Action::Sql { .. } => self.run_with_retries(chunk, record.as_deref()).await.map_err(|e| (i, e))?,
+            }
+            if crash_point_reached() {
+                std::process::abort();
             }
             i = end;
         }

@@ -14,6 +14,7 @@ use std::fmt;
 
 use serde::Serialize;
 use tandem_core::ident::{qualified, quote_ident, quote_literal};
+use tandem_core::plan::Phase as PlanPhase;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Row};
 
@@ -181,7 +182,9 @@ pub struct MigrationRecord {
     pub schema_before: serde_json::Value,
     pub resulting_schema: Option<serde_json::Value>,
     /// How many of the plan's start steps have run.
-    pub start_steps_done: i32,
+        pub start_steps_done: i32,
+    pub complete_steps_done: i32,
+    pub rollback_steps_done: i32,
     pub paused: bool,
 }
 
@@ -190,7 +193,8 @@ pub struct MigrationRecord {
 const RECORD_COLUMNS: &str = "schema, name, parent, migration, version_schema, phase, \
     to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
     to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-        schema_before, resulting_schema, start_steps_done, paused";
+            schema_before, resulting_schema, start_steps_done, paused, complete_steps_done, \
+    rollback_steps_done";
 
 /// Where one table's backfill stands.
 #[derive(Debug, Clone, Serialize)]
@@ -259,10 +263,12 @@ impl StateStore {
         );
         let v1 = refinery::Migration::unapplied("V1__initial", &v1)
             .map_err(|e| StateError::Refinery(e.to_string()))?;
-        // How far start got (so an interrupted start resumes instead of redoing work), and the
-        // pause switch a running backfill honours.
+                // How far each phase got (so an interrupted command resumes instead of redoing work),
+        // and the pause switch a running backfill honours.
         let v2 = format!(
             "ALTER TABLE {migrations} ADD COLUMN start_steps_done integer NOT NULL DEFAULT 0;
+             ALTER TABLE {migrations} ADD COLUMN complete_steps_done integer NOT NULL DEFAULT 0;
+             ALTER TABLE {migrations} ADD COLUMN rollback_steps_done integer NOT NULL DEFAULT 0;
              ALTER TABLE {migrations} ADD COLUMN paused boolean NOT NULL DEFAULT false;"
         );
         let v2 = refinery::Migration::unapplied("V2__progress", &v2)
@@ -498,7 +504,9 @@ impl StateStore {
                 updated_at = EXCLUDED.updated_at,
                                 schema_before = EXCLUDED.schema_before,
                 resulting_schema = NULL,
-                start_steps_done = 0,
+                                start_steps_done = 0,
+                complete_steps_done = 0,
+                rollback_steps_done = 0,
                 paused = false
             WHERE m.phase = 'rolled_back'
             RETURNING {RECORD_COLUMNS}"
@@ -620,44 +628,34 @@ impl StateStore {
 }
 
 impl StateStore {
-    /// The statement that records, inside the transaction of the steps it counts, that the
-    /// first `done` start steps of migration `name` have run. Values are escaped literals
+        /// The statement that records, inside the transaction of the steps it counts, that the
+    /// first `done` steps of `phase` of migration `name` have run. Values are escaped literals
     /// because the executor batches it with the steps' own SQL.
-    pub fn start_steps_done_sql(&self, schema: &str, name: &str, done: usize) -> String {
+    pub fn steps_done_sql(&self, schema: &str, name: &str, phase: PlanPhase, done: usize) -> String {
+        let column = match phase {
+            PlanPhase::Start => "start_steps_done",
+            PlanPhase::Complete => "complete_steps_done",
+            PlanPhase::Rollback => "rollback_steps_done",
+        };
         format!(
-            "UPDATE {} SET start_steps_done = {done}, updated_at = now() WHERE schema = {} AND name = {}",
+            "UPDATE {} SET {column} = {done}, updated_at = now() WHERE schema = {} AND name = {}",
             self.table("migrations"),
             quote_literal(schema),
             quote_literal(name)
         )
     }
 
-    pub async fn set_start_steps_done(
-        &self,
-        client: &Client,
-        schema: &str,
-        name: &str,
-        done: usize,
-    ) -> Result<(), StateError> {
-        client
-            .batch_execute(&self.start_steps_done_sql(schema, name, done))
-            .await
-            .map_err(|e| self.db_error(e))
-    }
-
     /// Records a backfill batch; run in the batch's own transaction so the checkpoint and the
     /// rows it covers commit together.
-    pub async fn checkpoint(
+        pub async fn checkpoint(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         schema: &str,
         migration: &str,
-        table: &str,
-        last_key: &[String],
-        rows_done: i64,
-        rows_estimate: Option<i64>,
+        progress: &BackfillProgress,
     ) -> Result<(), StateError> {
-        let key = serde_json::to_value(last_key).unwrap_or_default();
+        let key = serde_json::to_value(&progress.last_key).unwrap_or_default();
+        let (table, rows_done, rows_estimate) = (&progress.table, progress.rows_done, progress.rows_estimate);
         tx.execute(
             &format!(
                 "INSERT INTO {} (schema, migration, table_name, last_key, rows_done, rows_estimate, updated_at) \
@@ -768,7 +766,9 @@ fn record_from_row(row: &Row) -> Result<MigrationRecord, StateError> {
         updated_at: row.try_get(7)?,
         schema_before: row.try_get(8)?,
         resulting_schema: row.try_get(9)?,
-        start_steps_done: row.try_get(10)?,
+                start_steps_done: row.try_get(10)?,
+        complete_steps_done: row.try_get(12)?,
+        rollback_steps_done: row.try_get(13)?,
         paused: row.try_get(11)?,
     })
 }
@@ -940,7 +940,7 @@ mod tests {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(applied, 1);
+        assert_eq!(applied, 2, "the two layout versions, each applied once");
     }
 
     #[tokio::test]
@@ -1024,7 +1024,7 @@ mod tests {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(history, 1);
+        assert_eq!(history, 2);
 
         start(&store, &client, "Public Schema", "01 First").await;
         complete(&store, &client, "Public Schema", "01 First").await;
