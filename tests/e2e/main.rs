@@ -6,6 +6,7 @@ mod support;
 mod alter_column;
 mod backfill;
 mod bad_input;
+mod cli;
 mod concurrency;
 mod conformance;
 mod constraints;

@@ -123,6 +123,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a new migration file to fill in (it does not validate until it has operations).
+    Create {
+        /// The migration's name; unless it starts with a digit, it is prefixed with the next
+        /// number after the files of DIR (`03_add_email`).
+        name: String,
+        /// The folder of migration files.
+        #[arg(long, default_value = "migrations")]
+        dir: PathBuf,
+        /// Write YAML (the default).
+        #[arg(long, conflicts_with = "json")]
+        yaml: bool,
+        /// Write JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script: `tandem completions bash > /etc/bash_completion.d/tandem`.
+    Completions { shell: clap_complete::Shell },
     /// Run the demo against a throwaway local PostgreSQL.
     Demo {
         /// The migration files to demonstrate.

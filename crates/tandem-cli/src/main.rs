@@ -1,10 +1,13 @@
 //! The `tandem` binary: parses arguments, calls tandem-pg, prints. No SQL here.
 
 mod args;
+mod create;
 mod demo;
 mod files;
 mod progress;
 mod render;
+mod status;
+mod style;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,10 +29,62 @@ pub struct Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
+        let mut message = e.to_string();
+        if !has_hint(&message) {
+            message.push_str(&format!("\n  hint: {}", hint_for(&e)));
+        }
         Failure {
             code: if e.is_bad_input() { 2 } else { 1 },
-            message: e.to_string(),
+            message,
         }
+    }
+}
+
+fn has_hint(message: &str) -> bool {
+    message.lines().any(|l| l.trim_start().starts_with("hint:"))
+}
+
+/// What to do next, for the errors whose message does not say it on a hint line.
+fn hint_for(e: &Error) -> String {
+    match e {
+        Error::NotInitialized { state_schema } => format!(
+            "run `tandem init` (with --state-schema \"{state_schema}\" if that is not the default)"
+        ),
+        Error::ConcurrentRun { .. } => {
+            "wait for the other tandem command to finish, then run this one again".into()
+        }
+        Error::MigrationInFlight { .. } => {
+            "run `tandem complete` (or `tandem rollback`) first; `tandem status` shows it".into()
+        }
+        Error::NoMigrationInFlight { .. } => {
+            "`tandem status` shows what is applied; `tandem start FILE` begins a migration".into()
+        }
+        Error::AlreadyApplied { .. } => {
+            "put the new change in a new migration file (`tandem create NAME`)".into()
+        }
+        Error::InvalidMigration(_) => {
+            "fix the file and check it with `tandem validate FILE`; nothing was changed".into()
+        }
+        Error::StartFailed { .. } => {
+            "fix the cause shown above, then run `tandem start` again".into()
+        }
+        _ => "fix the cause shown above and run the command again; `tandem status` shows where the migration stands".into(),
+    }
+}
+
+/// The generic next step for a failure that carries no hint of its own.
+fn with_hint(failure: Failure) -> Failure {
+    if has_hint(&failure.message) {
+        return failure;
+    }
+    let hint = if failure.code == 2 {
+        "fix the input shown above; `tandem validate` checks migration files without changing anything"
+    } else {
+        "fix the cause shown above and run the command again; `tandem status` shows where the migration stands"
+    };
+    Failure {
+        message: format!("{}\n  hint: {hint}", failure.message),
+        ..failure
     }
 }
 
@@ -57,7 +112,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            let f = with_hint(f);
+            eprintln!("{}", style::error_text(&f.message, style::Paint::stderr()));
             ExitCode::from(f.code)
         }
     }
@@ -181,6 +237,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Validate { path, json } => validate(g, &path, json).await?,
         Command::Demo { dir } => demo::run(&dir).await?,
+        Command::Create {
+            name,
+            dir,
+            yaml: _,
+            json,
+        } => new_migration(&dir, &name, json)?,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "tandem", &mut std::io::stdout());
+        }
     }
     Ok(())
 }
@@ -376,5 +442,31 @@ async fn validate(g: &Global, path: &Path, json: bool) -> Result<(), Failure> {
     if !json {
         println!("{} migration file(s) are valid", migrations.len());
     }
+    Ok(())
+}
+
+/// `tandem create`: writes the file, prints its path on stdout and the next steps on stderr.
+fn new_migration(dir: &Path, name: &str, json: bool) -> Result<(), Failure> {
+    let format = if json {
+        create::Format::Json
+    } else {
+        create::Format::Yaml
+    };
+    let created = create::create(dir, name, format)?;
+    let paint = style::Paint::stderr();
+    if let Some(schema) = &created.schema_written {
+        eprintln!(
+            "{} {} (the JSON Schema editors use to check the file)",
+            paint.dim("wrote"),
+            schema.display()
+        );
+    }
+    println!("{}", created.file.display());
+    eprintln!(
+        "{} add its operations (tandem's docs/operations/ describes each), then run `tandem validate {}` and `tandem plan {}`",
+        paint.cyan("next:"),
+        created.file.display(),
+        created.file.display()
+    );
     Ok(())
 }

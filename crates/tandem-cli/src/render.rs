@@ -107,39 +107,5 @@ fn indent(sql: &str) -> String {
 }
 
 pub fn status_text(status: &Status) -> String {
-    if !status.initialized {
-        return format!(
-            "schema \"{}\": tandem is not initialized here\nnext: {}\n",
-            status.schema, status.next
-        );
-    }
-    let mut out = format!(
-        "schema \"{}\" — latest version schema: {}\n",
-        status.schema, status.latest_schema
-    );
-    if status.history.is_empty() {
-        out.push_str("no migrations applied yet\n");
-    } else {
-        let width = status
-            .history
-            .iter()
-            .map(|m| m.name.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        out.push_str(&format!(
-            "  {:<width$}  {:<12}  {}\n",
-            "NAME", "PHASE", "VERSION SCHEMA"
-        ));
-        for m in &status.history {
-            out.push_str(&format!(
-                "  {:<width$}  {:<12}  {}\n",
-                m.name,
-                m.phase.as_str(),
-                m.version_schema
-            ));
-        }
-    }
-    out.push_str(&format!("next: {}\n", status.next));
-    out
+    crate::status::table(status, crate::style::Paint::stdout())
 }
