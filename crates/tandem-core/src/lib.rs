@@ -3,6 +3,7 @@
 
 pub mod backfill;
 pub mod ddl;
+pub mod diff;
 pub mod expr;
 pub mod ident;
 pub mod load;
