@@ -1,9 +1,11 @@
 pub mod cluster;
 pub mod demo;
+pub mod diff;
 pub mod executor;
 pub mod introspect;
 pub mod session;
 pub mod state;
+pub mod stats;
 #[cfg(test)]
 mod test_server;
 pub mod backfill;
