@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod constraints;
+mod diff;
 mod grants;
 mod faults;
 mod identifiers;

@@ -117,6 +117,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the database with what its migration files build, or two databases (CI):
+    /// exit 0 when they match, 1 when they differ, 2 when they cannot be compared.
+    Diff(crate::diff::DiffArgs),
     /// Check migration files (and, with a connection, against the live schema).
     Validate {
         path: PathBuf,

@@ -3,7 +3,9 @@
 mod args;
 mod create;
 mod demo;
+mod diff;
 mod files;
+mod plan;
 mod progress;
 mod render;
 mod status;
@@ -223,18 +225,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             complete,
             json,
         } => migrate(g, &dir, complete, json).await?,
-        Command::Plan { file, json } => {
-            let migration = files::load(&file).map_err(|p| bad_input(&p))?;
-            let plan = connect(g).await?.plan(&migration).await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&plan).unwrap_or_default()
-                );
-            } else {
-                print!("{}", render::plan_text(&plan));
-            }
-        }
+        Command::Plan { file, json } => plan::run(g, &file, json).await?,
+        Command::Diff(args) => diff::run(g, &args).await?,
         Command::Validate { path, json } => validate(g, &path, json).await?,
         Command::Demo { dir } => demo::run(&dir).await?,
         Command::Create {

@@ -1,6 +1,6 @@
 //! Human and JSON output. Progress goes to stderr; results to stdout.
 
-use tandem_core::plan::{Action, Plan, Step};
+use tandem_core::plan::{Action, Hazard, Plan, Step};
 use tandem_pg::executor::Event;
 use tandem_pg::session::Status;
 
@@ -46,19 +46,20 @@ pub fn event_json(event: &Event) -> serde_json::Value {
     }
 }
 
-pub fn plan_text(plan: &Plan) -> String {
+/// The plan in plain words; `estimates` gives the rows each backfill step will touch.
+pub fn plan_text(plan: &Plan, estimates: &tandem_pg::stats::PlanEstimates) -> String {
     let mut out = format!(
         "migration \"{}\" on schema \"{}\" → version schema \"{}\"\n",
         plan.migration, plan.schema, plan.version_schema
     );
-    for (title, steps) in [
-        ("start", &plan.start),
-        ("complete", &plan.complete),
-        ("rollback", &plan.rollback),
+    for (title, steps, rows) in [
+        ("start", &plan.start, &estimates.start[..]),
+        ("complete", &plan.complete, &estimates.complete[..]),
+        ("rollback", &plan.rollback, &[][..]),
     ] {
         out.push_str(&format!("\n{title}:\n"));
         for (i, step) in steps.iter().enumerate() {
-            out.push_str(&step_text(i + 1, step));
+            out.push_str(&step_text(i + 1, step, rows.get(i).copied().flatten()));
         }
         if title == "start" && plan.views_from_live_schema {
             out.push_str(
@@ -69,7 +70,7 @@ pub fn plan_text(plan: &Plan) -> String {
     out
 }
 
-fn step_text(n: usize, step: &Step) -> String {
+fn step_text(n: usize, step: &Step, estimated_rows: Option<i64>) -> String {
     let tx = match &step.tx {
         tandem_core::plan::Tx::Own => "own transaction".to_string(),
         tandem_core::plan::Tx::None => "no transaction".to_string(),
@@ -82,10 +83,16 @@ fn step_text(n: usize, step: &Step) -> String {
             .hazards
             .iter()
             .map(|h| {
-                serde_json::to_value(h)
+                let name = serde_json::to_value(h)
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                match (h, &step.action) {
+                    (Hazard::Backfill, Action::Backfill(_)) => {
+                        format!("{name} {}", crate::plan::rows_text(estimated_rows))
+                    }
+                    _ => name,
+                }
             })
             .collect();
         format!(", hazards: {}", names.join(", "))

@@ -70,6 +70,9 @@ pub struct Comparison {
     pub replayed: Vec<String>,
     /// Things that explain differences or deserve attention, in plain words.
     pub notes: Vec<String>,
+    /// The scratch database the files were replayed into, on a server the caller named
+    /// (dropped since).
+    pub scratch_database: Option<String>,
 }
 
 /// What to compare the live database with.
@@ -125,7 +128,7 @@ pub async fn compare_with_migrations(
             "is in flight"
         };
         notes.push(format!(
-            "migration \"{}\" {what} on the live database: its shadow columns, triggers and temporary constraints show up as differences until `tandem complete`",
+            "migration \"{}\" {what} on the live database: its tables are in their expanded shape (shadow columns, triggers, temporary constraints, renames still to come), so differences are expected until `tandem complete`",
             m.name
         ));
     }
@@ -153,11 +156,13 @@ pub async fn compare_with_migrations(
         .iter()
         .filter(|m| !input.applied_only || applied.contains(&m.name.as_str()))
         .collect();
-    let built = replay(&to_replay, input.scratch, input.options, replayed).await?;
+    let (built, scratch_database) =
+        replay(&to_replay, input.scratch, input.options, replayed).await?;
     Ok(Comparison {
         differences: diff(&live_schema, &built),
         replayed: to_replay.iter().map(|m| m.name.clone()).collect(),
         notes,
+        scratch_database,
     })
 }
 
@@ -172,16 +177,18 @@ pub async fn compare_databases(
         differences: diff(&a, &b),
         replayed: Vec::new(),
         notes: Vec::new(),
+        scratch_database: None,
     })
 }
 
-/// Replays `migrations` into a scratch database and reads the schema they build.
+/// Replays `migrations` into a scratch database and reads the schema they build; also
+/// returns the name of the scratch database when it was made on the caller's server.
 pub async fn replay(
     migrations: &[&Migration],
     scratch: &Scratch,
     options: &Options,
     replayed: &(dyn Fn(&str) + Send + Sync),
-) -> Result<Schema, DiffError> {
+) -> Result<(Schema, Option<String>), DiffError> {
     let name = scratch_database_name();
     match scratch {
         Scratch::Local => {
@@ -195,7 +202,7 @@ pub async fn replay(
             };
             // Stopping waits for the server to exit.
             let _ = tokio::task::spawn_blocking(move || drop(cluster)).await;
-            built
+            Ok((built?, None))
         }
         Scratch::Server(url) => {
             let admin = connect(url)
@@ -224,7 +231,7 @@ pub async fn replay(
                     error_text(&e)
                 ))
             })?;
-            Ok(built)
+            Ok((built, Some(name)))
         }
     }
 }
