@@ -16,4 +16,5 @@ mod faults;
 mod identifiers;
 mod indexes;
 mod operations;
+mod plan;
 mod properties;
