@@ -46,7 +46,7 @@ impl fmt::Display for DiffError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DiffError::Read { what, message } => {
-                write!(f, "cannot read the {what} database: {message}\n  hint: check its connection string and that the server accepts connections")
+                write!(f, "cannot read the {what} database: {message}\n  hint: check its connection string, that the server accepts connections, and that the role may read the schema and tandem's state schema")
             }
             DiffError::Cluster(e) => write!(f, "cannot start a throwaway PostgreSQL: {e}\n  hint: or pass --scratch-url to replay on a server of your own"),
             DiffError::Scratch(m) => write!(f, "scratch database: {m}\n  hint: --scratch-url needs a role that may create and drop databases"),
