@@ -372,3 +372,37 @@ async fn diff_exit_codes() {
         0,
     );
 }
+
+#[tokio::test]
+async fn diff_of_another_base_schema() {
+    let db = TestDb::new().await;
+    db.client()
+        .await
+        .batch_execute("CREATE SCHEMA app")
+        .await
+        .unwrap();
+    let dir = examples();
+    let dir = dir.to_str().unwrap();
+    db.tandem_ok(&["--schema", "app", "init"]);
+    db.tandem_ok(&["--schema", "app", "migrate", dir, "--complete"]);
+    // The scratch database gets the base schema the files expect to exist.
+    let out = db.tandem(&[
+        "--schema",
+        "app",
+        "diff",
+        "--migrations",
+        dir,
+        "--scratch-url",
+        &db.url,
+    ]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).ends_with("have the same schema \"app\"\n"));
+    // Only the base schema counts: `public` is empty here, and the files build tables.
+    let out = db.tandem(&["diff", "--migrations", dir, "--scratch-url", &db.url]);
+    assert_exit(&out, 1);
+    assert!(
+        stdout(&out).starts_with("table \"audit_log\": only in migrations\n"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -250,6 +250,15 @@ async fn replay_into(
     let mut session = Session::connect(url, options.clone())
         .await
         .map_err(scratch_error)?;
+    // The live database has its base schema already; tandem does not create it.
+    session
+        .client()
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(&options.schema)
+        ))
+        .await
+        .map_err(|e| DiffError::Scratch(error_text(&e)))?;
     session.init().await.map_err(scratch_error)?;
     let quiet = |_: Event| {};
     for m in migrations {
