@@ -27,9 +27,17 @@ const CHANGE: &str = r#"{"operations": [
 async fn setup() -> (TestDb, Client, std::path::PathBuf) {
     let db = TestDb::new().await;
     db.tandem_ok(&["init"]);
-    db.tandem_ok(&["start", "--complete", migration_file("01_items.json", SETUP).to_str().unwrap()]);
+    db.tandem_ok(&[
+        "start",
+        "--complete",
+        migration_file("01_items.json", SETUP).to_str().unwrap(),
+    ]);
     let c = db.client().await;
-    c.batch_execute("INSERT INTO public.items SELECT g, 'n' || g, g, NULL, 'x' FROM generate_series(1, 300) g").await.unwrap();
+    c.batch_execute(
+        "INSERT INTO public.items SELECT g, 'n' || g, g, NULL, 'x' FROM generate_series(1, 300) g",
+    )
+    .await
+    .unwrap();
     (db, c, migration_file("02_change.json", CHANGE))
 }
 
@@ -46,7 +54,14 @@ fn crash_after(db: &TestDb, steps: usize, args: &[&str]) -> Output {
 async fn sessions_gone(c: &Client) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let n: i64 = c.query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tandem'", &[]).await.unwrap().get(0);
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tandem'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
         if n == 0 {
             return;
         }
@@ -63,7 +78,11 @@ async fn final_data_is_right(db: &TestDb) {
         .unwrap()
         .get(0);
     assert_eq!(bad, 0);
-    let n: i64 = v2.query_one("SELECT count(*) FROM items", &[]).await.unwrap().get(0);
+    let n: i64 = v2
+        .query_one("SELECT count(*) FROM items", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 300);
 }
 
@@ -85,11 +104,20 @@ async fn a_start_killed_after_any_step_resumes_or_rolls_back() {
             assert!(n > 3, "start has several steps");
             break;
         }
-        assert_eq!(out.status.code(), None, "step {n}: killed, not failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            None,
+            "step {n}: killed, not failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         sessions_gone(&c).await;
         if n % 2 == 1 {
             db.tandem_ok(&["rollback"]);
-            assert_eq!(before, catalog_snapshot(&c).await, "rollback after a start killed at step {n}");
+            assert_eq!(
+                before,
+                catalog_snapshot(&c).await,
+                "rollback after a start killed at step {n}"
+            );
             db.tandem_ok(&["start", "--complete", change.to_str().unwrap()]);
         } else {
             db.tandem_ok(&["backfill"]);
@@ -97,7 +125,11 @@ async fn a_start_killed_after_any_step_resumes_or_rolls_back() {
             db.tandem_ok(&["complete"]);
         }
         final_data_is_right(&db).await;
-        assert_eq!(reference, catalog_snapshot(&c).await, "start killed at step {n}");
+        assert_eq!(
+            reference,
+            catalog_snapshot(&c).await,
+            "start killed at step {n}"
+        );
     }
 }
 
@@ -114,10 +146,18 @@ async fn a_complete_killed_after_any_step_resumes() {
         }
         sessions_gone(&c).await;
         let refused = db.tandem(&["rollback"]);
-        assert_eq!(refused.status.code(), Some(1), "rollback is refused once the contract has begun");
+        assert_eq!(
+            refused.status.code(),
+            Some(1),
+            "rollback is refused once the contract has begun"
+        );
         db.tandem_ok(&["complete"]);
         final_data_is_right(&db).await;
-        assert_eq!(reference, catalog_snapshot(&c).await, "complete killed at step {n}");
+        assert_eq!(
+            reference,
+            catalog_snapshot(&c).await,
+            "complete killed at step {n}"
+        );
     }
 }
 
@@ -134,6 +174,10 @@ async fn a_rollback_killed_after_any_step_resumes() {
         }
         sessions_gone(&c).await;
         db.tandem_ok(&["rollback"]);
-        assert_eq!(before, catalog_snapshot(&c).await, "rollback killed at step {n}");
+        assert_eq!(
+            before,
+            catalog_snapshot(&c).await,
+            "rollback killed at step {n}"
+        );
     }
 }

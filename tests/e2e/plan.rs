@@ -60,7 +60,7 @@ complete:
 rollback:
    1. drop version schema "public_02_teams" [NONE, own transaction]
         DROP SCHEMA IF EXISTS "public_02_teams" CASCADE
-   2. drop table "teams" [ACCESS_EXCLUSIVE, own transaction, hazards: ACQUIRES_ACCESS_EXCLUSIVE_LOCK]
+   2. drop table "teams" [ACCESS_EXCLUSIVE, transaction "rollback", hazards: ACQUIRES_ACCESS_EXCLUSIVE_LOCK]
         DROP TABLE IF EXISTS "public"."teams"
 "#
     );

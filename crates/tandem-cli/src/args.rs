@@ -40,7 +40,7 @@ pub struct Global {
     /// How long to keep retrying a statement that cannot get its lock (e.g. 10m).
     #[arg(long, global = true, default_value = "10m", value_parser = parse_duration)]
     pub lock_retry_for: Duration,
-        /// Rows in the first backfill batch; later batches adapt to --backfill-batch-time.
+    /// Rows in the first backfill batch; later batches adapt to --backfill-batch-time.
     #[arg(long, global = true, default_value_t = 5000)]
     pub backfill_batch_size: i64,
     /// How long one backfill batch (and the row locks it holds) should take.
@@ -75,7 +75,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-        /// Finish an interrupted start: the rest of its steps, the backfill from its checkpoint,
+    /// Finish an interrupted start: the rest of its steps, the backfill from its checkpoint,
     /// and the version schema.
     Backfill {
         #[arg(long)]

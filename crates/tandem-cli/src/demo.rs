@@ -255,10 +255,11 @@ fn observer(steps: &AtomicUsize) -> impl Fn(Event) + Send + Sync + '_ {
                 println!("  - {description}");
             }
         }
-                Event::BackfillProgress { table, rows, .. } => {
+        Event::BackfillProgress { table, rows, .. } => {
             println!("    backfilled {rows} rows of \"{table}\"");
         }
         Event::LockRetry { .. } | Event::BackfillWaiting { .. } => render::progress(false)(event),
+        Event::StepDone { .. } => {}
     }
 }
 

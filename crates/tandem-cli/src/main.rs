@@ -126,7 +126,7 @@ fn options(global: &Global) -> Options {
         schema: global.schema.clone(),
         state_schema: global.state_schema.clone(),
         role: global.role.clone(),
-                exec: tandem_pg::executor::ExecOptions {
+        exec: tandem_pg::executor::ExecOptions {
             lock_timeout: global.lock_timeout,
             lock_retry_for: global.lock_retry_for,
             backfill: tandem_pg::backfill::BackfillOptions {
@@ -182,18 +182,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 &format!("migration \"{}\" is complete", record.name),
             );
         }
-                Command::Backfill { json } => {
+        Command::Backfill { json } => {
             let mut session = connect(g).await?;
             let text = if session.resume_start(&render::progress(json)).await? {
                 "the start is finished: the new version schema is ready"
             } else {
                 "nothing to resume: the migration in flight has finished its start"
             };
-            report(json, serde_json::json!({"resumed": text.starts_with("the start")}), text);
+            report(
+                json,
+                serde_json::json!({"resumed": text.starts_with("the start")}),
+                text,
+            );
         }
         Command::Pause => {
             let name = connect(g).await?.set_paused(true).await?;
-            println!("the backfill of \"{name}\" pauses within one batch; `tandem resume` continues it");
+            println!(
+                "the backfill of \"{name}\" pauses within one batch; `tandem resume` continues it"
+            );
         }
         Command::Resume => {
             let name = connect(g).await?.set_paused(false).await?;

@@ -43,6 +43,8 @@ impl Progress {
                 estimate,
                 batch_size,
             } => self.backfill(&mut state, &table, rows, estimate, batch_size),
+            // Lock-hold timings are for --json readers and benchmarks.
+            Event::StepDone { .. } => {}
             Event::BackfillWaiting { table, reason } => say(
                 &state,
                 &format!("    backfill of \"{table}\" waits: {reason}"),

@@ -21,6 +21,7 @@ pub fn event_text(event: &Event) -> String {
             format!("    {}", crate::progress::describe(table, *rows, *estimate, 0.0, *batch_size))
         }
                 Event::BackfillWaiting { table, reason } => format!("    backfill of \"{table}\" waits: {reason}"),
+                Event::StepDone { description, held, .. } => format!("    done in {} ms: {description}", held.as_millis()),
     }
 }
 
@@ -37,9 +38,21 @@ pub fn event_json(event: &Event) -> serde_json::Value {
         } => serde_json::json!({
             "event": "lock_retry", "description": description, "attempt": attempt,
             "wait_ms": wait.as_millis() as u64, "blockers": blockers}),
-                Event::BackfillProgress { table, rows, estimate, batch_size } => serde_json::json!({
+        Event::BackfillProgress {
+            table,
+            rows,
+            estimate,
+            batch_size,
+        } => serde_json::json!({
             "event": "backfill_progress", "table": table, "rows": rows,
             "estimate": estimate, "batch_size": batch_size}),
+        Event::StepDone {
+            description,
+            lock,
+            held,
+        } => serde_json::json!({
+            "event": "step_done", "description": description, "lock": lock,
+            "held_ms": held.as_secs_f64() * 1000.0}),
         Event::BackfillWaiting { table, reason } => {
             serde_json::json!({"event": "backfill_waiting", "table": table, "reason": reason})
         }

@@ -88,19 +88,32 @@ pub fn plan(
     let n = key_names.len();
     // `$first..` as the key's column types, compared as a row so composite keys page too.
     let bound = |first: usize| {
-        let params = (0..n).map(|i| format!("${}::text::{}", first + i, key_types[i])).collect::<Vec<_>>().join(", ");
+        let params = (0..n)
+            .map(|i| format!("${}::text::{}", first + i, key_types[i]))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!("({params})")
     };
-        // Aliased, so that ORDER BY names the key columns and not these text outputs.
+    // Aliased, so that ORDER BY names the key columns and not these text outputs.
     let key_text = key_names
         .iter()
         .enumerate()
-        .map(|(i, k)| format!("{}::text AS {}", quote_ident(k), quote_ident(&format!("_tandem_key{i}"))))
+        .map(|(i, k)| {
+            format!(
+                "{}::text AS {}",
+                quote_ident(k),
+                quote_ident(&format!("_tandem_key{i}"))
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     // The key `offset` rows past the lower bound: an index range scan, no heap writes.
     let upper = |lower: bool| {
-        let (filter, offset) = if lower { (format!("WHERE ({keys}) > {}", bound(1)), n + 1) } else { (String::new(), 1) };
+        let (filter, offset) = if lower {
+            (format!("WHERE ({keys}) > {}", bound(1)), n + 1)
+        } else {
+            (String::new(), 1)
+        };
         format!("SELECT {key_text} FROM {target} {filter} ORDER BY {keys} OFFSET ${offset} LIMIT 1")
     };
     // One UPDATE over the key range: it takes each row's lock and computes `up` from the
@@ -112,9 +125,15 @@ pub fn plan(
             conditions.push(format!("({keys}) > {}", bound(1)));
         }
         if upper {
-            conditions.push(format!("({keys}) <= {}", bound(if lower { n + 1 } else { 1 })));
+            conditions.push(format!(
+                "({keys}) <= {}",
+                bound(if lower { n + 1 } else { 1 })
+            ));
         }
-        format!("UPDATE {target} SET {sets} WHERE {}", conditions.join(" AND "))
+        format!(
+            "UPDATE {target} SET {sets} WHERE {}",
+            conditions.join(" AND ")
+        )
     };
     Ok(Backfill {
         schema: base.to_string(),
@@ -122,7 +141,12 @@ pub fn plan(
         columns: request.assignments.iter().map(|(c, _)| c.clone()).collect(),
         key: key_names.clone(),
         upper_bound: [upper(false), upper(true)],
-        update: [update(false, false), update(true, false), update(false, true), update(true, true)],
+        update: [
+            update(false, false),
+            update(true, false),
+            update(false, true),
+            update(true, true),
+        ],
     })
 }
 

@@ -26,6 +26,7 @@ pub struct PlanCx<'a> {
     pub before: &'a Schema,
     pub(crate) pointer: String,
     pub(crate) start: Vec<Step>,
+    pub(crate) after_sync: Vec<Step>,
     pub(crate) rollback: Vec<Vec<Step>>,
     pub(crate) validate: Vec<Step>,
     /// Per physical table: steps run inside that table's contract transaction, after its
@@ -53,6 +54,11 @@ pub struct PlanCx<'a> {
 impl PlanCx<'_> {
     pub fn start(&mut self, step: Step) {
         self.start.push(step);
+    }
+    /// A start step that must wait for the sync triggers: a constraint or index over a column
+    /// the triggers fill, which old-version writes would otherwise violate in between.
+    pub fn start_after_sync(&mut self, step: Step) {
+        self.after_sync.push(step);
     }
     /// Rolls back the start step pushed last; runs only if that step ran.
     pub fn rollback_of_last_start(&mut self, mut step: Step) {
@@ -243,6 +249,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         before: input.schema,
         pointer: String::new(),
         start: Vec::new(),
+        after_sync: Vec::new(),
         rollback: Vec::new(),
         validate: Vec::new(),
         contract: BTreeMap::new(),
@@ -331,6 +338,7 @@ fn start_steps(cx: &mut PlanCx, after: &Schema) -> Vec<Step> {
     for (table, table_sync) in &cx.sync {
         steps.extend(sync::install_steps(cx, after, table, table_sync));
     }
+    steps.append(&mut cx.after_sync);
     let requests = std::mem::take(&mut cx.backfills);
     for (table, request) in &requests {
         match backfill::plan(cx.base, cx.before, table, request) {
@@ -354,20 +362,29 @@ fn start_steps(cx: &mut PlanCx, after: &Schema) -> Vec<Step> {
     steps
 }
 
+/// The version schema goes first; then what must run outside a transaction (concurrent index
+/// drops); then everything else in one transaction, so that old-version writers never see the
+/// triggers gone while a constraint over a trigger-filled column is still there.
 fn rollback_steps(cx: &PlanCx) -> Vec<Step> {
+    let mut undo = Vec::new();
+    for table in cx.sync.keys() {
+        undo.extend(sync::remove_steps(cx.base, table, Phase::Rollback, Tx::Own));
+    }
+    for table in cx.backfills.keys() {
+        undo.push(backfill::drop_marker_step(cx.base, table));
+    }
+    for op_steps in cx.rollback.iter().rev() {
+        undo.extend(op_steps.iter().cloned());
+    }
+    let (outside, inside): (Vec<Step>, Vec<Step>) =
+        undo.into_iter().partition(|s| s.tx == Tx::None);
+    let group = Tx::Group("rollback".into());
     let mut steps = vec![views::drop_version_schema(
         cx.version_schema,
         Phase::Rollback,
     )];
-    for table in cx.sync.keys() {
-        steps.extend(sync::remove_steps(cx.base, table, Phase::Rollback, Tx::Own));
-    }
-    for table in cx.backfills.keys() {
-        steps.push(backfill::drop_marker_step(cx.base, table));
-    }
-    for op_steps in cx.rollback.iter().rev() {
-        steps.extend(op_steps.iter().cloned());
-    }
+    steps.extend(outside);
+    steps.extend(inside.into_iter().map(|s| s.tx(group.clone())));
     steps
 }
 

@@ -54,13 +54,24 @@ async fn tandem_backfill(url: &str, client: &Client, rows: i64) -> (Duration, Du
     fill(client, "items", rows).await;
     let mut exec = ExecOptions::default();
     // Knobs for exploring; the reported figures use the defaults.
-    if let Some(ms) = std::env::var("TANDEM_BENCH_BATCH_TIME_MS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) = std::env::var("TANDEM_BENCH_BATCH_TIME_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         exec.backfill.batch_time = Duration::from_millis(ms);
     }
-    if let Some(n) = std::env::var("TANDEM_BENCH_BATCH_SIZE").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("TANDEM_BENCH_BATCH_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         exec.backfill.batch_size = n;
     }
-    let options = Options { schema: "public".into(), state_schema: "tandem".into(), role: None, exec };
+    let options = Options {
+        schema: "public".into(),
+        state_schema: "tandem".into(),
+        role: None,
+        exec,
+    };
     let mut session = Session::connect(url, options).await.expect("session");
     session.init().await.expect("init");
     let migration = Migration {
@@ -138,7 +149,12 @@ fn main() {
                 let client = connect(&url).await;
                 let baseline = single_update(&client, rows).await;
                 let (tandem, longest) = tandem_backfill(&url, &client, rows).await;
-                runs.push((baseline.as_secs_f64() / tandem.as_secs_f64().max(1e-9), baseline, tandem, longest));
+                runs.push((
+                    baseline.as_secs_f64() / tandem.as_secs_f64().max(1e-9),
+                    baseline,
+                    tandem,
+                    longest,
+                ));
             }
             runs.sort_by(|a, b| a.0.total_cmp(&b.0));
             let (ratio, baseline, tandem, _) = runs[runs.len() / 2];

@@ -74,7 +74,12 @@ pub async fn run(
             .await
             .map_err(failed)?;
         let started = Instant::now();
-        let run = Run { b, lock_timeout, checkpoints, estimate };
+        let run = Run {
+            b,
+            lock_timeout,
+            checkpoints,
+            estimate,
+        };
         let batch = batch(client, &run, last.as_deref(), size, done).await;
         let (key, rows) = match batch {
             Ok(Batch::Upto(key, rows)) => (Some(key), rows),
@@ -239,8 +244,15 @@ struct Run<'a> {
     estimate: Option<u64>,
 }
 
-async fn batch(client: &mut Client, run: &Run<'_>, last: Option<&[String]>, size: i64, done_before: u64) -> Result<Batch, Failure> {
-    let (b, lock_timeout, checkpoints, estimate) = (run.b, run.lock_timeout, run.checkpoints, run.estimate);
+async fn batch(
+    client: &mut Client,
+    run: &Run<'_>,
+    last: Option<&[String]>,
+    size: i64,
+    done_before: u64,
+) -> Result<Batch, Failure> {
+    let (b, lock_timeout, checkpoints, estimate) =
+        (run.b, run.lock_timeout, run.checkpoints, run.estimate);
     let tx = client.transaction().await?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout = {}; SET LOCAL tandem.version = {}",
@@ -248,12 +260,19 @@ async fn batch(client: &mut Client, run: &Run<'_>, last: Option<&[String]>, size
         quote_literal(BACKFILL_MARKER)
     ))
     .await?;
-    let lower: Vec<&(dyn ToSql + Sync)> = last.unwrap_or_default().iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+    let lower: Vec<&(dyn ToSql + Sync)> = last
+        .unwrap_or_default()
+        .iter()
+        .map(|k| k as &(dyn ToSql + Sync))
+        .collect();
     let offset = size - 1;
     let mut params = lower.clone();
     params.push(&offset);
-    let upper_row = tx.query_opt(&b.upper_bound[usize::from(last.is_some())], &params).await?;
-    let upper: Option<Vec<String>> = upper_row.map(|r| (0..b.key.len()).map(|i| r.get::<_, String>(i)).collect());
+    let upper_row = tx
+        .query_opt(&b.upper_bound[usize::from(last.is_some())], &params)
+        .await?;
+    let upper: Option<Vec<String>> =
+        upper_row.map(|r| (0..b.key.len()).map(|i| r.get::<_, String>(i)).collect());
     let mut params = lower;
     if let Some(u) = &upper {
         params.extend(u.iter().map(|k| k as &(dyn ToSql + Sync)));
@@ -269,7 +288,10 @@ async fn batch(client: &mut Client, run: &Run<'_>, last: Option<&[String]>, size
             rows_done: total,
             rows_estimate: estimate.map(|e| e as i64),
         };
-        cp.state.checkpoint(&tx, cp.schema, cp.migration, &progress).await.map_err(into_db)?;
+        cp.state
+            .checkpoint(&tx, cp.schema, cp.migration, &progress)
+            .await
+            .map_err(into_db)?;
     }
     tx.commit().await?;
     Ok(match upper {

@@ -46,6 +46,13 @@ pub enum Event {
         estimate: Option<u64>,
         batch_size: i64,
     },
+    /// A step (or a transaction of steps) committed: the strongest lock it took and how long
+    /// it held it (from its transaction's start to its commit).
+    StepDone {
+        description: String,
+        lock: tandem_core::plan::Lock,
+        held: Duration,
+    },
     /// The backfill is waiting between batches: paused, or a replica lags.
     BackfillWaiting {
         table: String,
@@ -110,6 +117,8 @@ pub struct Executor<'a> {
     options: ExecOptions,
     observer: &'a (dyn Fn(Event) + Send + Sync),
     tracking: Option<Tracking<'a>>,
+    /// How long the last successful attempt of a chunk took: what it held its locks for.
+    last_hold: Duration,
 }
 
 /// Bookkeeping for a migration's start: each chunk records how many start steps are done in
@@ -119,7 +128,7 @@ pub struct Tracking<'a> {
     pub state: &'a crate::state::StateStore,
     pub schema: &'a str,
     pub migration: &'a str,
-        /// The phase whose steps are run, and the index among them of the first step given.
+    /// The phase whose steps are run, and the index among them of the first step given.
     pub phase: tandem_core::plan::Phase,
     pub offset: usize,
 }
@@ -129,7 +138,10 @@ pub struct Tracking<'a> {
 fn crash_point_reached() -> bool {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static DONE: AtomicUsize = AtomicUsize::new(0);
-    let Some(limit) = std::env::var("TANDEM_CRASH_AFTER_STEPS").ok().and_then(|v| v.parse::<usize>().ok()) else {
+    let Some(limit) = std::env::var("TANDEM_CRASH_AFTER_STEPS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
         return false;
     };
     DONE.fetch_add(1, Ordering::SeqCst) + 1 >= limit
@@ -146,6 +158,7 @@ impl<'a> Executor<'a> {
             options,
             observer,
             tracking: None,
+            last_hold: Duration::ZERO,
         }
     }
 
@@ -157,7 +170,10 @@ impl<'a> Executor<'a> {
     /// The statement recording that the start steps before `end` are done, if tracked.
     fn record_sql(&self, end: usize) -> Option<String> {
         let t = self.tracking.as_ref()?;
-                Some(t.state.steps_done_sql(t.schema, t.migration, t.phase, t.offset + end))
+        Some(
+            t.state
+                .steps_done_sql(t.schema, t.migration, t.phase, t.offset + end),
+        )
     }
 
     /// Runs `steps` in order; consecutive steps of one transaction group run together.
@@ -186,7 +202,27 @@ impl<'a> Executor<'a> {
                         .map_err(|e| (i, e))?;
                     self.record_outside(record).await.map_err(|e| (i, e))?;
                 }
-                                Action::Sql { .. } => self.run_with_retries(chunk, record.as_deref()).await.map_err(|e| (i, e))?,
+                Action::Sql { .. } => self
+                    .run_with_retries(chunk, record.as_deref())
+                    .await
+                    .map_err(|e| (i, e))?,
+            }
+            if let Action::Sql { .. } = chunk[0].action {
+                let lock = chunk
+                    .iter()
+                    .map(|s| s.lock)
+                    .max()
+                    .unwrap_or(tandem_core::plan::Lock::None);
+                let description = chunk
+                    .iter()
+                    .map(|s| s.description.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", then ");
+                (self.observer)(Event::StepDone {
+                    description,
+                    lock,
+                    held: self.last_hold,
+                });
             }
             if crash_point_reached() {
                 std::process::abort();
@@ -249,8 +285,12 @@ impl<'a> Executor<'a> {
         }
         loop {
             attempt += 1;
+            let attempt_began = Instant::now();
             match self.try_chunk(chunk, record).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.last_hold = attempt_began.elapsed();
+                    return Ok(());
+                }
                 Err((step, error)) if is_lock_timeout(&error) => {
                     let blockers = self.blockers().await;
                     if started.elapsed() >= self.options.lock_retry_for {

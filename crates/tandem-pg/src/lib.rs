@@ -1,3 +1,4 @@
+pub mod backfill;
 pub mod cluster;
 pub mod demo;
 pub mod diff;
@@ -8,4 +9,3 @@ pub mod state;
 pub mod stats;
 #[cfg(test)]
 mod test_server;
-pub mod backfill;

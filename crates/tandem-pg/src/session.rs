@@ -314,7 +314,7 @@ impl Session {
         from: usize,
         observer: &(dyn Fn(Event) + Send + Sync),
     ) -> Result<(), (usize, ExecError)> {
-                let tracking = Tracking {
+        let tracking = Tracking {
             state: &self.state,
             schema: &self.options.schema,
             migration,
@@ -464,11 +464,21 @@ impl Session {
                 None,
             )
             .await?;
-                // A complete that was interrupted resumes after its last committed step.
-        let from = if record.phase == Phase::Completing { record.complete_steps_done } else { 0 };
-        self.run_tracked(&plan.complete, PlanPhase::Complete, &record.name, from, observer)
-            .await
-            .map_err(Error::Exec)?;
+        // A complete that was interrupted resumes after its last committed step.
+        let from = if record.phase == Phase::Completing {
+            record.complete_steps_done
+        } else {
+            0
+        };
+        self.run_tracked(
+            &plan.complete,
+            PlanPhase::Complete,
+            &record.name,
+            from,
+            observer,
+        )
+        .await
+        .map_err(Error::Exec)?;
         let after = read_schema(&self.client, &self.options.schema).await?;
         let after_json =
             serde_json::to_value(&after).map_err(|e| Error::Database(e.to_string()))?;
@@ -506,13 +516,19 @@ impl Session {
         if record.phase == Phase::Completing {
             return Err(Error::RollbackAfterContract { name: record.name });
         }
-                let plan = self.replan(&record).await?;
+        let plan = self.replan(&record).await?;
         // Only what start did is undone, and an interrupted rollback resumes where it stopped.
         let started = usize::try_from(record.start_steps_done).unwrap_or(0);
         let steps = plan.rollback_after_partial_start(started);
-        self.run_tracked(&steps, PlanPhase::Rollback, &record.name, record.rollback_steps_done, observer)
-            .await
-            .map_err(Error::Exec)?;
+        self.run_tracked(
+            &steps,
+            PlanPhase::Rollback,
+            &record.name,
+            record.rollback_steps_done,
+            observer,
+        )
+        .await
+        .map_err(Error::Exec)?;
         self.state
             .set_phase(
                 &self.client,
@@ -525,7 +541,7 @@ impl Session {
         Ok(record)
     }
 
-        /// Runs `steps` from `from` on, recording in the state schema, inside each step's own
+    /// Runs `steps` from `from` on, recording in the state schema, inside each step's own
     /// transaction, how many are done.
     async fn run_tracked(
         &mut self,
@@ -536,7 +552,13 @@ impl Session {
         observer: &(dyn Fn(Event) + Send + Sync),
     ) -> Result<(), ExecError> {
         let from = usize::try_from(from).unwrap_or(0).min(steps.len());
-        let tracking = Tracking { state: &self.state, schema: &self.options.schema, migration, phase, offset: from };
+        let tracking = Tracking {
+            state: &self.state,
+            schema: &self.options.schema,
+            migration,
+            phase,
+            offset: from,
+        };
         Executor::new(&mut self.client, self.options.exec.clone(), observer)
             .tracking(tracking)
             .run(&steps[from..])

@@ -182,7 +182,7 @@ pub struct MigrationRecord {
     pub schema_before: serde_json::Value,
     pub resulting_schema: Option<serde_json::Value>,
     /// How many of the plan's start steps have run.
-        pub start_steps_done: i32,
+    pub start_steps_done: i32,
     pub complete_steps_done: i32,
     pub rollback_steps_done: i32,
     pub paused: bool,
@@ -263,7 +263,7 @@ impl StateStore {
         );
         let v1 = refinery::Migration::unapplied("V1__initial", &v1)
             .map_err(|e| StateError::Refinery(e.to_string()))?;
-                // How far each phase got (so an interrupted command resumes instead of redoing work),
+        // How far each phase got (so an interrupted command resumes instead of redoing work),
         // and the pause switch a running backfill honours.
         let v2 = format!(
             "ALTER TABLE {migrations} ADD COLUMN start_steps_done integer NOT NULL DEFAULT 0;
@@ -628,10 +628,16 @@ impl StateStore {
 }
 
 impl StateStore {
-        /// The statement that records, inside the transaction of the steps it counts, that the
+    /// The statement that records, inside the transaction of the steps it counts, that the
     /// first `done` steps of `phase` of migration `name` have run. Values are escaped literals
     /// because the executor batches it with the steps' own SQL.
-    pub fn steps_done_sql(&self, schema: &str, name: &str, phase: PlanPhase, done: usize) -> String {
+    pub fn steps_done_sql(
+        &self,
+        schema: &str,
+        name: &str,
+        phase: PlanPhase,
+        done: usize,
+    ) -> String {
         let column = match phase {
             PlanPhase::Start => "start_steps_done",
             PlanPhase::Complete => "complete_steps_done",
@@ -647,7 +653,7 @@ impl StateStore {
 
     /// Records a backfill batch; run in the batch's own transaction so the checkpoint and the
     /// rows it covers commit together.
-        pub async fn checkpoint(
+    pub async fn checkpoint(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         schema: &str,
@@ -655,7 +661,8 @@ impl StateStore {
         progress: &BackfillProgress,
     ) -> Result<(), StateError> {
         let key = serde_json::to_value(&progress.last_key).unwrap_or_default();
-        let (table, rows_done, rows_estimate) = (&progress.table, progress.rows_done, progress.rows_estimate);
+        let (table, rows_done, rows_estimate) =
+            (&progress.table, progress.rows_done, progress.rows_estimate);
         tx.execute(
             &format!(
                 "INSERT INTO {} (schema, migration, table_name, last_key, rows_done, rows_estimate, updated_at) \
@@ -766,7 +773,7 @@ fn record_from_row(row: &Row) -> Result<MigrationRecord, StateError> {
         updated_at: row.try_get(7)?,
         schema_before: row.try_get(8)?,
         resulting_schema: row.try_get(9)?,
-                start_steps_done: row.try_get(10)?,
+        start_steps_done: row.try_get(10)?,
         complete_steps_done: row.try_get(12)?,
         rollback_steps_done: row.try_get(13)?,
         paused: row.try_get(11)?,

@@ -163,7 +163,7 @@ impl AddColumn {
         name: &str,
         group: &Tx,
     ) {
-        cx.start(
+        cx.start_after_sync(
             Step::sql(
                 Phase::Start,
                 format!("add constraint {} NOT VALID", quote_ident(name)),
@@ -179,7 +179,7 @@ impl AddColumn {
     /// complete (a catalog-only change).
     fn add_unique(&self, cx: &mut PlanCx, target: &str, physical_table: &str, physical: &str) {
         let index = bounded_name(&[physical_table, &self.column.name, "key"]);
-        cx.start(
+        cx.start_after_sync(
             Step::sql(
                 Phase::Start,
                 format!("build unique index {} concurrently", quote_ident(&index)),

@@ -146,7 +146,7 @@ impl AlterColumn {
         let col = quote_ident(&shadow);
         if let Some(unique) = &self.unique {
             let name = quote_ident(&unique.name);
-            cx.start(
+            cx.start_after_sync(
                 Step::sql(
                     Phase::Start,
                     format!("build unique index {name} on the shadow column"),
@@ -198,7 +198,7 @@ impl AlterColumn {
     /// Adds `CONSTRAINT name <definition> NOT VALID` at start, validated at complete.
     fn add_not_valid(&self, cx: &mut PlanCx, physical_table: &str, name: &str, definition: &str) {
         let target = qualified(cx.base, physical_table);
-        cx.start(
+        cx.start_after_sync(
             Step::sql(
                 Phase::Start,
                 format!("add constraint {} NOT VALID", quote_ident(name)),

@@ -256,7 +256,7 @@ impl CreateConstraint {
         let name = quote_ident(&self.name);
         match self.kind {
             ConstraintType::Check | ConstraintType::ForeignKey => {
-                cx.start(
+                cx.start_after_sync(
                     Step::sql(
                         Phase::Start,
                         format!("add constraint {name} NOT VALID"),
@@ -275,7 +275,7 @@ impl CreateConstraint {
                     .map(|n| quote_ident(n))
                     .collect::<Vec<_>>()
                     .join(", ");
-                cx.start(
+                cx.start_after_sync(
                     Step::sql(
                         Phase::Start,
                         format!("build unique index {name} concurrently"),

@@ -153,7 +153,7 @@ pub(crate) fn not_null_via_check(cx: &mut PlanCx, physical_table: &str, column: 
     let target = qualified(cx.base, physical_table);
     let name = bounded_name(&["_tandem_nn", physical_table, column]);
     let col = quote_ident(column);
-    cx.start(
+    cx.start_after_sync(
         Step::sql(
             Phase::Start,
             format!("enforce NOT NULL on {col} for new rows"),
@@ -277,7 +277,7 @@ fn copy_constraints(
             .trim_end()
             .to_string();
         let temp = bounded_name(&["_tandem_new", &con.name]);
-        cx.start(
+        cx.start_after_sync(
             Step::sql(
                 Phase::Start,
                 format!(
@@ -331,7 +331,7 @@ fn copy_indexes(cx: &mut PlanCx, t: &Table, pairs: &[(String, String)], skip: &[
         } else {
             ""
         };
-        cx.start(
+        cx.start_after_sync(
             Step::sql(
                 Phase::Start,
                 format!(
