@@ -16,6 +16,7 @@ mod grants;
 mod identifiers;
 mod indexes;
 mod load;
+mod locks;
 mod operations;
 mod plan;
 mod properties;

@@ -9,7 +9,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tandem_core::migration::{AddColumn, Column, Migration, Operation};
+use tandem_core::migration::{AddColumn, AlterColumn, Column, Migration, Operation, RenameColumn};
+use tandem_core::plan::Lock;
 use tandem_pg::cluster::LocalCluster;
 use tandem_pg::executor::{Event, ExecOptions};
 use tandem_pg::session::{Options, Session};
@@ -121,6 +122,80 @@ async fn tandem_backfill(url: &str, client: &Client, rows: i64) -> (Duration, Du
 
 const REPEATS: usize = 3;
 
+/// The longest ACCESS EXCLUSIVE hold during start and during complete of a migration that
+/// adds a NOT NULL column, changes a column's type and renames one: every contract step of
+/// such a migration must be catalog-only, so the figures should not grow with the table.
+async fn exclusive_holds(url: &str, client: &Client, rows: i64) -> (Duration, Duration) {
+    fill(client, "accounts", rows).await;
+    let options = Options {
+        schema: "public".into(),
+        state_schema: "tandem".into(),
+        role: None,
+        exec: ExecOptions::default(),
+    };
+    let mut session = Session::connect(url, options).await.expect("session");
+    session.init().await.expect("init");
+    let alter = AlterColumn {
+        table: "accounts".into(),
+        column: "v".into(),
+        name: None,
+        type_name: Some("numeric".into()),
+        nullable: None,
+        default: None,
+        comment: None,
+        unique: None,
+        check: None,
+        references: None,
+        up: None,
+        down: None,
+    };
+    let migration = Migration {
+        name: "02_change".into(),
+        version_schema: None,
+        operations: vec![
+            Operation::AddColumn(AddColumn {
+                table: "accounts".into(),
+                up: Some("v * 2".into()),
+                column: Column {
+                    name: "w".into(),
+                    type_name: "bigint".into(),
+                    nullable: Some(false),
+                    unique: None,
+                    pk: None,
+                    default: None,
+                    comment: None,
+                    check: None,
+                    references: None,
+                    generated: None,
+                },
+            }),
+            Operation::AlterColumn(alter),
+            Operation::RenameColumn(RenameColumn {
+                table: "accounts".into(),
+                from: "pad".into(),
+                to: "note".into(),
+            }),
+        ],
+    };
+    let longest = Mutex::new(Duration::ZERO);
+    let observer = |event: Event| {
+        if let Event::StepDone {
+            lock: Lock::AccessExclusive,
+            held,
+            ..
+        } = event
+        {
+            let mut l = longest.lock().unwrap();
+            *l = (*l).max(held);
+        }
+    };
+    session.start(&migration, &observer).await.expect("start");
+    let start = std::mem::take(&mut *longest.lock().unwrap());
+    session.complete(&observer).await.expect("complete");
+    let complete = *longest.lock().unwrap();
+    (start, complete)
+}
+
 fn main() {
     let sizes: Vec<i64> = std::env::var("TANDEM_BENCH_ROWS")
         .unwrap_or_else(|_| "100000,1000000".into())
@@ -138,7 +213,7 @@ fn main() {
         "{:>10}  {:>12}  {:>12}  {:>8}  {:>14}",
         "rows", "UPDATE", "tandem", "ratio", "longest batch"
     );
-    for rows in sizes {
+    for rows in sizes.iter().copied() {
         runtime.block_on(async {
             // Alternating runs on fresh databases; the median ratio is reported, since other
             // load on the machine shifts single runs.
@@ -168,4 +243,23 @@ fn main() {
         });
     }
     println!("ratio = UPDATE time / tandem time, median of {REPEATS} runs (tandem's throughput relative to the single UPDATE; target >= 0.85); longest batch = the longest any row lock was held, over all runs");
+    println!();
+    println!("longest ACCESS EXCLUSIVE hold (add NOT NULL column + type change + rename)");
+    println!("{:>10}  {:>12}  {:>12}", "rows", "start", "complete");
+    for rows in &sizes {
+        runtime.block_on(async {
+            let url = cluster
+                .create_database(&format!("locks_{rows}"))
+                .await
+                .expect("database");
+            let client = connect(&url).await;
+            let (start, complete) = exclusive_holds(&url, &client, *rows).await;
+            println!(
+                "{rows:>10}  {:>10.1}ms  {:>10.1}ms",
+                start.as_secs_f64() * 1000.0,
+                complete.as_secs_f64() * 1000.0
+            );
+        });
+    }
+    println!("target: <= 50 ms and flat across sizes");
 }

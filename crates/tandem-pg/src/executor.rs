@@ -390,10 +390,13 @@ impl<'a> Executor<'a> {
         let rows = self
             .client
             .query(
-                "SELECT a.pid, coalesce(a.state, ''), left(coalesce(a.query, ''), 60) \
-                 FROM pg_stat_activity a \
-                 WHERE a.pid <> pg_backend_pid() AND a.datname = current_database() \
-                   AND a.xact_start IS NOT NULL AND a.backend_type = 'client backend' \
+                                // Our wait has ended by now, so pg_blocking_pids() of our own backend says
+                // nothing: name the sessions holding locks on the schema's tables instead.
+                "SELECT DISTINCT a.pid, coalesce(a.state, ''), left(coalesce(a.query, ''), 60), a.xact_start \
+                 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.granted AND l.pid <> pg_backend_pid() AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                   AND c.relnamespace = current_schema()::regnamespace \
                  ORDER BY a.xact_start LIMIT 5",
                 &[],
             )
