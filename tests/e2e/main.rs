@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod constraints;
+mod demo;
 mod diff;
 mod faults;
 mod grants;
