@@ -1,7 +1,7 @@
 //! alter_column: each sub-change with both versions writing through their views, rollback
 //! identical, and complete keeping every constraint, index, default and comment.
 
-use crate::support::{catalog_snapshot, migration_file, TestDb};
+use crate::support::{migration_file, start_twice, texts, TestDb};
 use tokio_postgres::Client;
 
 const SETUP: &str = r#"{"operations": [
@@ -39,36 +39,6 @@ async fn setup() -> (TestDb, Client) {
     .await
     .unwrap();
     (db, v1)
-}
-
-/// start → rollback (catalog identical) → start; returns the new version's client.
-async fn start_twice(db: &TestDb, name: &str, json: &str) -> Client {
-    let file = migration_file(&format!("{name}.json"), json);
-    let path = file.to_str().unwrap();
-    let admin = db.client().await;
-    let before = catalog_snapshot(&admin).await;
-    db.tandem_ok(&["start", path]);
-    db.tandem_ok(&["rollback"]);
-    assert_eq!(
-        before,
-        catalog_snapshot(&admin).await,
-        "rollback of {name} must leave the catalog identical"
-    );
-    db.tandem_ok(&["start", path]);
-    db.client_on(&format!("public_{name}")).await
-}
-
-async fn texts(client: &Client, sql: &str) -> Vec<String> {
-    client
-        .query(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .iter()
-        .map(|r| {
-            r.get::<_, Option<String>>(0)
-                .unwrap_or_else(|| "NULL".into())
-        })
-        .collect()
 }
 
 async fn catalog_of_items(c: &Client) -> Vec<String> {

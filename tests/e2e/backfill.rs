@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{catalog_snapshot, migration_file, TestDb};
+use crate::support::{catalog_snapshot, migration_file, tandem_sessions_gone, TestDb};
 use tokio_postgres::Client;
 
 /// `items(id, v)` with `rows` rows, created and completed through tandem.
@@ -72,18 +72,7 @@ where
 async fn killed(child: &mut Child, c: &Client) {
     child.kill().unwrap();
     child.wait().unwrap();
-    wait_until("the killed session to end", || async {
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tandem'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        n == 0
-    })
-    .await;
+    tandem_sessions_gone(c).await;
 }
 
 async fn schema_exists(c: &Client, name: &str) -> bool {

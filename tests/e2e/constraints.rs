@@ -1,7 +1,7 @@
 //! create_constraint, drop_constraint and drop_multicolumn_constraint: the constraint lives on
 //! shadow columns for the new version only, validated before complete; rollback identical.
 
-use crate::support::{catalog_snapshot, migration_file, TestDb};
+use crate::support::{migration_file, start_twice, texts, TestDb};
 use tokio_postgres::Client;
 
 const SETUP: &str = r#"{"operations": [
@@ -33,35 +33,6 @@ async fn setup() -> (TestDb, Client) {
     .await
     .unwrap();
     (db, v1)
-}
-
-async fn start_twice(db: &TestDb, name: &str, json: &str) -> Client {
-    let file = migration_file(&format!("{name}.json"), json);
-    let path = file.to_str().unwrap();
-    let admin = db.client().await;
-    let before = catalog_snapshot(&admin).await;
-    db.tandem_ok(&["start", path]);
-    db.tandem_ok(&["rollback"]);
-    assert_eq!(
-        before,
-        catalog_snapshot(&admin).await,
-        "rollback of {name} must leave the catalog identical"
-    );
-    db.tandem_ok(&["start", path]);
-    db.client_on(&format!("public_{name}")).await
-}
-
-async fn texts(client: &Client, sql: &str) -> Vec<String> {
-    client
-        .query(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .iter()
-        .map(|r| {
-            r.get::<_, Option<String>>(0)
-                .unwrap_or_else(|| "NULL".into())
-        })
-        .collect()
 }
 
 async fn constraint(c: &Client, name: &str) -> Vec<String> {

@@ -9,10 +9,30 @@ fn the_demo_runs_every_example_and_cleans_up() {
         .output()
         .expect("run the demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let files = std::fs::read_dir(examples).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "yaml")).count();
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = std::fs::read_dir(examples)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "yaml")
+        })
+        .count();
     assert!(files >= 7);
-    assert_eq!(stdout.matches(" complete ").count(), files, "every example ends complete:\n{stdout}");
-    assert!(stdout.contains("Old app") && stdout.contains("New app"), "both versions write:\n{stdout}");
+    assert_eq!(
+        stdout.matches(" complete ").count(),
+        files,
+        "every example ends complete:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("Old app") && stdout.contains("New app"),
+        "both versions write:\n{stdout}"
+    );
     assert!(stdout.contains("The temporary server is stopped and its files are removed."));
 }

@@ -3,9 +3,8 @@
 //! right catalog and data every time.
 
 use std::process::Output;
-use std::time::{Duration, Instant};
 
-use crate::support::{catalog_snapshot, migration_file, TestDb};
+use crate::support::{catalog_snapshot, migration_file, tandem_sessions_gone, TestDb};
 use tokio_postgres::Client;
 
 const SETUP: &str = r#"{"operations": [{"create_table": {"name": "items", "columns": [
@@ -50,26 +49,6 @@ fn crash_after(db: &TestDb, steps: usize, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// The server frees a dead client's advisory lock once it notices the connection is gone.
-async fn sessions_gone(c: &Client) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tandem'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the killed session lingers");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn final_data_is_right(db: &TestDb) {
     let v2 = db.client_on("public_02_change").await;
     let bad: i64 = v2
@@ -110,7 +89,7 @@ async fn a_start_killed_after_any_step_resumes_or_rolls_back() {
             "step {n}: killed, not failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        sessions_gone(&c).await;
+        tandem_sessions_gone(&c).await;
         if n % 2 == 1 {
             db.tandem_ok(&["rollback"]);
             assert_eq!(
@@ -144,7 +123,7 @@ async fn a_complete_killed_after_any_step_resumes() {
             assert!(n > 3, "complete has several steps");
             break;
         }
-        sessions_gone(&c).await;
+        tandem_sessions_gone(&c).await;
         let refused = db.tandem(&["rollback"]);
         assert_eq!(
             refused.status.code(),
@@ -172,7 +151,7 @@ async fn a_rollback_killed_after_any_step_resumes() {
             assert!(n > 3, "rollback has several steps");
             break;
         }
-        sessions_gone(&c).await;
+        tandem_sessions_gone(&c).await;
         db.tandem_ok(&["rollback"]);
         assert_eq!(
             before,

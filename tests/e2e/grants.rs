@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::support::{connect, migration_file, TestDb};
+use crate::support::{connect, migration_file, texts, TestDb};
 use tokio_postgres::Client;
 
 static ROLES: AtomicUsize = AtomicUsize::new(0);
@@ -36,16 +36,6 @@ async fn on_version(client: &Client, version_schema: &str) {
         .expect("current_schemas")
         .get(0);
     assert_eq!(first.as_deref(), Some(version_schema), "no USAGE on it");
-}
-
-async fn texts(client: &Client, sql: &str) -> Vec<String> {
-    client
-        .query(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .iter()
-        .map(|r| r.get::<_, String>(0))
-        .collect()
 }
 
 /// The error a statement fails with; panics if it succeeds.

@@ -1,7 +1,7 @@
 //! Every operation: start → both versions read and write (rows checked) → rollback → catalog
 //! identical → start again → complete → final shape and data checked.
 
-use crate::support::{catalog_snapshot, migration_file, TestDb};
+use crate::support::{catalog_snapshot, migration_file, texts, TestDb};
 use tokio_postgres::Client;
 
 const SETUP: &str = r#"{"operations": [
@@ -48,16 +48,6 @@ async fn round_trip(db: &TestDb, name: &str, json: &str) -> std::path::PathBuf {
     );
     db.tandem_ok(&["start", path]);
     file
-}
-
-async fn texts(client: &Client, sql: &str) -> Vec<String> {
-    client
-        .query(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .iter()
-        .map(|r| r.get::<_, String>(0))
-        .collect()
 }
 
 #[tokio::test]

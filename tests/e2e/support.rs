@@ -165,3 +165,59 @@ SELECT line FROM (
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The first column of every row as text (`NULL` for NULL).
+pub async fn texts(client: &Client, sql: &str) -> Vec<String> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .iter()
+        .map(|r| {
+            r.get::<_, Option<String>>(0)
+                .unwrap_or_else(|| "NULL".into())
+        })
+        .collect()
+}
+
+/// Starts migration `name` from `json`, rolls it back (the catalog must be identical), starts
+/// it again, and returns a client on its version schema.
+pub async fn start_twice(db: &TestDb, name: &str, json: &str) -> Client {
+    let file = migration_file(&format!("{name}.json"), json);
+    let path = file.to_str().unwrap();
+    let admin = db.client().await;
+    let before = catalog_snapshot(&admin).await;
+    db.tandem_ok(&["start", path]);
+    db.tandem_ok(&["rollback"]);
+    assert_eq!(
+        before,
+        catalog_snapshot(&admin).await,
+        "rollback of {name} must leave the catalog identical"
+    );
+    db.tandem_ok(&["start", path]);
+    db.client_on(&format!("public_{name}")).await
+}
+
+/// After a tandem process is killed, the server frees its advisory lock only once it notices
+/// the connection is gone (its current statement ends first).
+pub async fn tandem_sessions_gone(c: &Client) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tandem'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed session lingers"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
