@@ -7,7 +7,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::support::{migration_file, TestDb};
+use crate::support::{migrations_dir, TestDb};
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations-examples")
@@ -29,16 +29,6 @@ fn assert_exit(out: &Output, code: i32) {
         stdout(out),
         stderr(out)
     );
-}
-
-/// A folder of migration files: (file name, JSON).
-fn migrations_dir(files: &[(&str, &str)]) -> PathBuf {
-    let first = migration_file(files[0].0, files[0].1);
-    let dir = first.parent().unwrap().to_path_buf();
-    for (name, json) in &files[1..] {
-        std::fs::write(dir.join(name), json).unwrap();
-    }
-    dir
 }
 
 const CREATE_USERS: &str = r#"{"operations": [

@@ -21,3 +21,4 @@ mod locks;
 mod operations;
 mod plan;
 mod properties;
+mod rehearsal;

@@ -120,6 +120,16 @@ pub fn migration_file(name: &str, json: &str) -> std::path::PathBuf {
     path
 }
 
+/// A folder of migration files: (file name, JSON).
+pub fn migrations_dir(files: &[(&str, &str)]) -> std::path::PathBuf {
+    let first = migration_file(files[0].0, files[0].1);
+    let dir = first.parent().expect("a temp dir").to_path_buf();
+    for (name, json) in &files[1..] {
+        std::fs::write(dir.join(name), json).expect("write migration");
+    }
+    dir
+}
+
 /// Everything a user could see in the catalog outside tandem's state schema: schemas,
 /// relations, columns, constraints, indexes, triggers, functions, views and comments.
 pub async fn catalog_snapshot(client: &Client) -> String {

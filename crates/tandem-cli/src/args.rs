@@ -110,6 +110,14 @@ pub enum Command {
         complete: bool,
         #[arg(long)]
         json: bool,
+        /// Write a rehearsal report: every step's duration, lock, lock retries and rows
+        /// backfilled, and the longest ACCESS EXCLUSIVE hold (JSON).
+        #[arg(long, value_name = "FILE.json")]
+        report: Option<PathBuf>,
+        /// Fail (exit 1) when a step held an ACCESS EXCLUSIVE lock longer than this many
+        /// milliseconds; a migration whose start went over is rolled back.
+        #[arg(long, value_name = "MS")]
+        max_exclusive_ms: Option<u64>,
     },
     /// Show the steps, locks and hazards of a migration without running it.
     Plan {

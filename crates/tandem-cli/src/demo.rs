@@ -259,7 +259,7 @@ fn observer(steps: &AtomicUsize) -> impl Fn(Event) + Send + Sync + '_ {
             println!("    backfilled {rows} rows of \"{table}\"");
         }
         Event::LockRetry { .. } | Event::BackfillWaiting { .. } => render::progress(false)(event),
-        Event::StepDone { .. } => {}
+        Event::StepDone { .. } | Event::BackfillDone { .. } => {}
     }
 }
 

@@ -7,6 +7,7 @@ mod diff;
 mod files;
 mod plan;
 mod progress;
+mod rehearsal;
 mod render;
 mod status;
 mod style;
@@ -16,8 +17,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tandem_core::migration::Migration;
+use tandem_core::plan::Phase;
 use tandem_core::planner::{self, PlanInput};
 use tandem_core::problem::Problem;
+use tandem_pg::executor::Event;
 use tandem_pg::introspect::read_schema;
 use tandem_pg::session::{Error, Options, Session};
 
@@ -230,7 +233,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             dir,
             complete,
             json,
-        } => migrate(g, &dir, complete, json).await?,
+            report,
+            max_exclusive_ms,
+        } => {
+            let rehearsal = Rehearsal {
+                report,
+                max_exclusive_ms,
+            };
+            migrate(g, &dir, complete, json, &rehearsal).await?
+        }
         Command::Plan { file, json } => plan::run(g, &file, json).await?,
         Command::Diff(args) => diff::run(g, &args).await?,
         Command::Validate { path, json } => validate(g, &path, json).await?,
@@ -267,17 +278,7 @@ async fn start(
     if complete {
         session.complete(&render::progress(json)).await?;
     }
-    let text = if complete {
-        format!(
-            "migration \"{}\" is complete; version schema: {}",
-            migration.name, plan.version_schema
-        )
-    } else {
-        format!(
-            "migration \"{}\" started; new version schema: {}\n  point the new app version at it (search_path), then run `tandem complete`",
-            migration.name, plan.version_schema
-        )
-    };
+    let text = outcome_text(migration, &plan.version_schema, complete);
     report(
         json,
         serde_json::json!({"migration": migration.name, "version_schema": plan.version_schema, "complete": complete}),
@@ -286,7 +287,33 @@ async fn start(
     Ok(())
 }
 
-async fn migrate(g: &Global, dir: &Path, complete: bool, json: bool) -> Result<(), Failure> {
+fn outcome_text(migration: &Migration, version_schema: &str, complete: bool) -> String {
+    if complete {
+        format!(
+            "migration \"{}\" is complete; version schema: {version_schema}",
+            migration.name
+        )
+    } else {
+        format!(
+            "migration \"{}\" started; new version schema: {version_schema}\n  point the new app version at it (search_path), then run `tandem complete`",
+            migration.name
+        )
+    }
+}
+
+/// What `migrate` records and enforces for a rehearsal.
+struct Rehearsal {
+    report: Option<std::path::PathBuf>,
+    max_exclusive_ms: Option<u64>,
+}
+
+async fn migrate(
+    g: &Global,
+    dir: &Path,
+    complete: bool,
+    json: bool,
+    rehearsal: &Rehearsal,
+) -> Result<(), Failure> {
     let migrations = files::load_dir(dir).map_err(|p| bad_input(&p))?;
     let mut session = connect(g).await?;
     let applied: Vec<String> = session
@@ -299,30 +326,102 @@ async fn migrate(g: &Global, dir: &Path, complete: bool, json: bool) -> Result<(
         .iter()
         .filter(|m| !applied.contains(&m.name))
         .collect();
-    if pending.is_empty() {
-        report(
-            json,
-            serde_json::json!({"applied": []}),
-            "nothing to migrate: every file is applied",
-        );
-        return Ok(());
+    let recorder = rehearsal::Recorder::default();
+    let progress = render::progress(json);
+    let observer = |event: Event| {
+        recorder.record(&event);
+        progress(event)
+    };
+    let outcome = apply_pending(
+        &mut session,
+        &pending,
+        complete,
+        json,
+        rehearsal.max_exclusive_ms,
+        (&recorder, &observer),
+    )
+    .await;
+    if let Some(path) = &rehearsal.report {
+        let error = outcome.as_ref().err().map(|f| f.message.clone());
+        write_report(path, &recorder.report(rehearsal.max_exclusive_ms, error))?;
     }
-    let mut names = Vec::new();
-    for (i, migration) in pending.iter().enumerate() {
-        let last = i + 1 == pending.len();
-        if !json {
-            eprintln!("migration \"{}\":", migration.name);
-        }
-        start(&mut session, migration, !last || complete, json).await?;
-        names.push(migration.name.clone());
-    }
+    let names = outcome?;
     if json {
         println!(
             "{}",
             serde_json::json!({"applied": names, "completed_last": complete})
         );
+    } else if names.is_empty() {
+        println!("nothing to migrate: every file is applied");
     }
     Ok(())
+}
+
+/// Starts (and, but for the last unless `complete`, completes) each pending migration in
+/// order; returns their names. Over `max_exclusive_ms`, it stops: a start that went over is
+/// rolled back, a complete that went over has already contracted and is only reported.
+async fn apply_pending(
+    session: &mut Session,
+    pending: &[&Migration],
+    complete: bool,
+    json: bool,
+    max_exclusive_ms: Option<u64>,
+    (recorder, observer): (&rehearsal::Recorder, &(dyn Fn(Event) + Send + Sync)),
+) -> Result<Vec<String>, Failure> {
+    let limit = max_exclusive_ms.map(std::time::Duration::from_millis);
+    let over = |phase: &str| {
+        let step = recorder.first_over(limit?)?;
+        Some(format!(
+            "the {phase} of \"{}\" held an ACCESS EXCLUSIVE lock for {:.1} ms, over --max-exclusive-ms {}: {}",
+            step.migration,
+            step.duration_ms,
+            max_exclusive_ms.unwrap_or_default(),
+            step.description
+        ))
+    };
+    let mut names = Vec::new();
+    for (i, migration) in pending.iter().enumerate() {
+        let completes = i + 1 < pending.len() || complete;
+        if !json {
+            eprintln!("migration \"{}\":", migration.name);
+        }
+        recorder.begin(&migration.name, Phase::Start);
+        let plan = session.start(migration, observer).await?;
+        if let Some(message) = over("start") {
+            recorder.begin(&migration.name, Phase::Rollback);
+            session.rollback(observer).await?;
+            return Err(Failure {
+                code: 1,
+                message: format!("{message}\n  the start was rolled back; later migrations were not run\n  hint: make the step cheaper (a smaller table in one migration, an index built separately) or raise the limit if this hold is acceptable"),
+            });
+        }
+        if completes {
+            recorder.begin(&migration.name, Phase::Complete);
+            session.complete(observer).await?;
+            if let Some(message) = over("complete") {
+                return Err(Failure {
+                    code: 1,
+                    message: format!("{message}\n  the contract had already run, so it stays; later migrations were not run\n  hint: look at the step named above in the report, or raise the limit if this hold is acceptable"),
+                });
+            }
+        }
+        if !json {
+            println!(
+                "{}",
+                outcome_text(migration, &plan.version_schema, completes)
+            );
+        }
+        names.push(migration.name.clone());
+    }
+    Ok(names)
+}
+
+fn write_report(path: &Path, report: &rehearsal::Report) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(report).unwrap_or_default();
+    std::fs::write(path, text + "\n").map_err(|e| Failure {
+        code: 1,
+        message: format!("cannot write the report {}: {e}", path.display()),
+    })
 }
 
 async fn latest(g: &Global, what: Latest, local: Option<&Path>) -> Result<(), Failure> {

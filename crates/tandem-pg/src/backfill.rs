@@ -64,6 +64,8 @@ pub async fn run(
         Failure::State(message) => ExecError::Bookkeeping(message),
     };
     let (mut last, mut done) = resume_point(client, b, checkpoints).await.map_err(failed)?;
+    let (began, resumed_at) = (Instant::now(), done);
+    let mut longest_batch = Duration::ZERO;
     let estimate = estimate_rows(client, &b.schema_qualified()).await;
     let mut size = options.batch_size.clamp(MIN_BATCH, MAX_BATCH);
     loop {
@@ -91,6 +93,7 @@ pub async fn run(
             Err(e) => return Err(failed(e)),
         };
         done += rows;
+        longest_batch = longest_batch.max(started.elapsed());
         observer(Event::BackfillProgress {
             table: b.table.clone(),
             rows: done,
@@ -104,6 +107,12 @@ pub async fn run(
             tokio::time::sleep(options.delay).await;
         }
     }
+    observer(Event::BackfillDone {
+        table: b.table.clone(),
+        rows: done - resumed_at,
+        took: began.elapsed(),
+        longest_batch,
+    });
     Ok(done)
 }
 

@@ -58,6 +58,14 @@ pub enum Event {
         table: String,
         reason: String,
     },
+    /// A table's backfill finished: the rows this run updated, how long it took, and its
+    /// longest batch (the longest any row lock was held).
+    BackfillDone {
+        table: String,
+        rows: u64,
+        took: Duration,
+        longest_batch: Duration,
+    },
 }
 
 #[derive(Debug)]
