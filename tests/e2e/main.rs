@@ -14,6 +14,7 @@ mod demo;
 mod diff;
 mod faults;
 mod grants;
+mod history;
 mod identifiers;
 mod indexes;
 mod load;

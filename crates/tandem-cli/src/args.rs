@@ -134,6 +134,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the applied migrations of the database out as migration files of DIR (files
+    /// already there and identical are left alone; differing ones are refused without --force).
+    Pull {
+        dir: PathBuf,
+        /// The format of new files (existing files keep theirs).
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: FileFormat,
+        /// Replace files that differ from what the database applied.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a database created before tandem as its starting point: the migration NAME,
+    /// complete, with its version schema, and DIR/NAME.yaml whose SQL recreates the schema.
+    Baseline {
+        name: String,
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: FileFormat,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a new migration file to fill in (it does not validate until it has operations).
     Create {
         /// The migration's name; unless it starts with a digit, it is prefixed with the next
@@ -157,6 +180,21 @@ pub enum Command {
         #[arg(long, default_value = "migrations-examples")]
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FileFormat {
+    Yaml,
+    Json,
+}
+
+impl From<FileFormat> for tandem_core::load::Format {
+    fn from(f: FileFormat) -> Self {
+        match f {
+            FileFormat::Yaml => tandem_core::load::Format::Yaml,
+            FileFormat::Json => tandem_core::load::Format::Json,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -85,7 +85,7 @@ fn failure(code: u8, message: String, hint: &str) -> Failure {
 }
 
 /// A migration name is a file name: no path separators, no leading dot, not empty.
-fn check_name(name: &str) -> Result<(), Failure> {
+pub fn check_name(name: &str) -> Result<(), Failure> {
     if name.is_empty()
         || name.starts_with('.')
         || name.contains(['/', '\\'])

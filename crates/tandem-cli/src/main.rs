@@ -5,6 +5,7 @@ mod create;
 mod demo;
 mod diff;
 mod files;
+mod history;
 mod plan;
 mod progress;
 mod rehearsal;
@@ -242,6 +243,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             };
             migrate(g, &dir, complete, json, &rehearsal).await?
         }
+        Command::Pull {
+            dir,
+            format,
+            force,
+            json,
+        } => history::pull(&connect(g).await?, &dir, format.into(), force, json).await?,
+        Command::Baseline {
+            name,
+            dir,
+            format,
+            json,
+        } => history::baseline(&mut connect(g).await?, &name, &dir, format.into(), json).await?,
         Command::Plan { file, json } => plan::run(g, &file, json).await?,
         Command::Diff(args) => diff::run(g, &args).await?,
         Command::Validate { path, json } => validate(g, &path, json).await?,

@@ -2,6 +2,7 @@
 //! given a schema and a migration, the planner returns the exact SQL steps to run.
 
 pub mod backfill;
+pub mod baseline;
 pub mod ddl;
 pub mod diff;
 pub mod expr;
