@@ -293,3 +293,88 @@ async fn a_table_without_a_usable_key_is_refused_before_any_change() {
     }
     assert_eq!(before, catalog_snapshot(&c).await);
 }
+
+/// The `backfill_done` event of a `tandem start --json` run.
+fn backfill_done(stderr: &[u8]) -> serde_json::Value {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "backfill_done")
+        .expect("a backfill_done event")
+}
+
+async fn start_json(db: &TestDb, json: &str, extra: &[&str]) -> serde_json::Value {
+    let file = migration_file("02_double.json", json);
+    let mut args = extra.to_vec();
+    args.extend(["start", "--json", file.to_str().unwrap()]);
+    let out = db.tandem(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    backfill_done(&out.stderr)
+}
+
+const ADD_DOUBLED: &str = r#"{"operations": [{"add_column": {"table": "items", "up": "v * 2",
+    "column": {"name": "w", "type": "bigint", "nullable": true}}}]}"#;
+
+#[tokio::test]
+async fn the_backfill_skips_triggers_only_where_nothing_else_would_fire() {
+    // Nothing on the table but tandem's trigger: the batches skip it (session_replication_role).
+    let (db, c) = table_with_rows(3_000).await;
+    let done = start_json(&db, ADD_DOUBLED, &[]).await;
+    assert_eq!(done["triggers_skipped"], true, "{done}");
+    assert_eq!(done["rows"], 3_000);
+    let wrong = c
+        .query_one(
+            "SELECT count(*) FROM public.items WHERE w IS DISTINCT FROM v * 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(wrong.get::<_, i64>(0), 0);
+
+    // --backfill-fire-triggers keeps them, with the same result.
+    let (db, c) = table_with_rows(3_000).await;
+    let done = start_json(&db, ADD_DOUBLED, &["--backfill-fire-triggers"]).await;
+    assert_eq!(done["triggers_skipped"], false, "{done}");
+    let wrong = c
+        .query_one(
+            "SELECT count(*) FROM public.items WHERE w IS DISTINCT FROM v * 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(wrong.get::<_, i64>(0), 0);
+
+    // A user's trigger sees every backfilled row, as it would without the shortcut.
+    let (db, c) = table_with_rows(3_000).await;
+    c.batch_execute(
+        "CREATE TABLE audit (id bigint);
+         CREATE FUNCTION audit_items() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO audit VALUES (NEW.id); RETURN NEW; END$$;
+         CREATE TRIGGER items_audit AFTER UPDATE ON public.items
+           FOR EACH ROW EXECUTE FUNCTION audit_items();",
+    )
+    .await
+    .unwrap();
+    let done = start_json(&db, ADD_DOUBLED, &[]).await;
+    assert_eq!(done["triggers_skipped"], false, "{done}");
+    let audited = c
+        .query_one("SELECT count(DISTINCT id) FROM audit", &[])
+        .await
+        .unwrap();
+    assert_eq!(audited.get::<_, i64>(0), 3_000);
+
+    // A foreign key on the backfilled column is checked row by row during the backfill.
+    let (db, c) = table_with_rows(300).await;
+    c.batch_execute("CREATE TABLE parents (id bigint PRIMARY KEY); INSERT INTO parents SELECT g * 2 FROM generate_series(1, 300) g")
+        .await
+        .unwrap();
+    let with_fk = r#"{"operations": [{"add_column": {"table": "items", "up": "v * 2",
+        "column": {"name": "parent", "type": "bigint", "nullable": true,
+                   "references": {"name": "items_parent_fk", "table": "parents", "column": "id"}}}}]}"#;
+    let done = start_json(&db, with_fk, &[]).await;
+    assert_eq!(done["triggers_skipped"], false, "{done}");
+}

@@ -52,6 +52,11 @@ pub struct Global {
     /// Pause the backfill while any replica replays more than this far behind (e.g. 10s).
     #[arg(long, global = true, value_parser = parse_duration)]
     pub max_replication_lag: Option<Duration>,
+    /// Fire triggers for the backfill's updates even where skipping them changes nothing
+    /// (by default, a role that may set session_replication_role skips them when the table
+    /// has no trigger but tandem's own, no rule, and no foreign key on a backfilled column).
+    #[arg(long, global = true)]
+    pub backfill_fire_triggers: bool,
     /// Run tandem's statements as this role (SET ROLE).
     #[arg(long, global = true)]
     pub role: Option<String>,

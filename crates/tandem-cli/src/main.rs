@@ -138,6 +138,7 @@ fn options(global: &Global) -> Options {
                 batch_time: global.backfill_batch_time,
                 delay: global.backfill_delay,
                 max_replication_lag: global.max_replication_lag,
+                skip_triggers_when_safe: !global.backfill_fire_triggers,
             },
         },
     }

@@ -83,6 +83,7 @@ impl Recorder {
                 rows,
                 took,
                 longest_batch,
+                ..
             } => (
                 format!("backfill \"{table}\""),
                 Lock::RowExclusive,
@@ -173,6 +174,7 @@ mod tests {
             rows: 42,
             took: Duration::from_millis(900),
             longest_batch: Duration::from_millis(40),
+            triggers_skipped: true,
         });
         r.begin("01_a", Phase::Complete);
         r.record(&done("rename column", Lock::AccessExclusive, 7));

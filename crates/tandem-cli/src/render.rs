@@ -22,7 +22,7 @@ pub fn event_text(event: &Event) -> String {
         }
                 Event::BackfillWaiting { table, reason } => format!("    backfill of \"{table}\" waits: {reason}"),
                 Event::StepDone { description, held, .. } => format!("    done in {} ms: {description}", held.as_millis()),
-        Event::BackfillDone { table, rows, took, longest_batch } => format!(
+        Event::BackfillDone { table, rows, took, longest_batch, .. } => format!(
             "    backfilled {rows} rows of \"{table}\" in {} ms (longest batch {} ms)",
             took.as_millis(),
             longest_batch.as_millis()
@@ -66,10 +66,12 @@ pub fn event_json(event: &Event) -> serde_json::Value {
             rows,
             took,
             longest_batch,
+            triggers_skipped,
         } => serde_json::json!({
             "event": "backfill_done", "table": table, "rows": rows,
             "took_ms": took.as_secs_f64() * 1000.0,
-            "longest_batch_ms": longest_batch.as_secs_f64() * 1000.0}),
+            "longest_batch_ms": longest_batch.as_secs_f64() * 1000.0,
+            "triggers_skipped": triggers_skipped}),
     }
 }
 

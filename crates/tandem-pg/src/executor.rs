@@ -65,6 +65,8 @@ pub enum Event {
         rows: u64,
         took: Duration,
         longest_batch: Duration,
+        /// The batches ran with session_replication_role = replica (no trigger fired).
+        triggers_skipped: bool,
     },
 }
 
