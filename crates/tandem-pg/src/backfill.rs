@@ -177,12 +177,15 @@ fn into_db(e: crate::state::StateError) -> Failure {
 
 /// Whether this backfill may run with `session_replication_role = replica`, which fires no
 /// ordinary trigger or rule. The sync trigger already stands aside for the backfill (its WHEN
-/// clause), but PostgreSQL re-locks and re-reads every row for any BEFORE UPDATE trigger
-/// before it evaluates WHEN: about a quarter of the backfill's time. Skipping is chosen only
-/// when it changes nothing else: the role may set the parameter, and the table has no rule
-/// and no enabled trigger but tandem's own and the checks of foreign keys that no backfilled
-/// column is part of (a key the backfill does not change needs no check). A user's trigger,
-/// a foreign key or a deferrable unique constraint on a backfilled column keeps the triggers.
+/// clause), but PostgreSQL still dispatches it and evaluates WHEN for every row; skipping
+/// saves that (about a tenth of a batch's time, measured with psql on 1M rows: 6.8 s against
+/// 7.6 s; a trigger-free table took 6.2 s). It cannot save the row's second lock and read,
+/// which PostgreSQL takes for any BEFORE UPDATE trigger before it asks whether the trigger is
+/// enabled. Skipping is chosen only when it changes nothing else: the role may set the
+/// parameter, and the table has no rule and no enabled trigger but tandem's own and the checks
+/// of foreign keys that no backfilled column is part of (a key the backfill does not change
+/// needs no check). A user's trigger, a foreign key or a deferrable unique constraint on a
+/// backfilled column keeps the triggers.
 pub async fn triggers_can_be_skipped(client: &Client, b: &Backfill) -> bool {
     if client
         .batch_execute("SET session_replication_role = replica; RESET session_replication_role")
