@@ -18,11 +18,14 @@ pub struct Expression<'a> {
     pub columns: Option<&'a HashSet<String>>,
 }
 
-/// `SELECT ` put before the expression to parse it; positions are shifted back by its length.
-const PREFIX: &str = "SELECT ";
+/// Put around the expression to parse it, as the backfill does (`SET col = (up)`): so an
+/// expression may also be a `SELECT …` of its own. Positions are shifted back by the prefix;
+/// the newline keeps a trailing `-- comment` from swallowing the parenthesis.
+const PREFIX: &str = "SELECT (";
+const SUFFIX: &str = "\n)";
 
 pub fn lint_expression(e: &Expression) -> Vec<Finding> {
-    let sql = format!("{PREFIX}{}", e.text);
+    let sql = format!("{PREFIX}{}{SUFFIX}", e.text);
     let parsed = match pg_query::parse(&sql, pg_query::ParserOptions::DEFAULT) {
         Ok(p) => p,
         Err(error) => return vec![invalid(e, &sql, &error)],
@@ -111,6 +114,8 @@ mod tests {
         assert!(!found[0].is_refusal());
         assert_eq!((found[0].line, found[0].column), (1, 11));
         assert!(lint("lower(name) || '@example.com'", None).is_empty());
+        // pgroll's files write `up` as a SELECT of its own, too.
+        assert!(lint("SELECT CASE WHEN name IS NULL THEN 'x' ELSE name END", None).is_empty());
     }
 
     #[test]
@@ -133,5 +138,15 @@ mod tests {
         )
         .is_empty());
         assert!(lint("accounts.email", Some(&known)).is_empty());
+        // A SELECT without FROM still names the row's columns.
+        assert_eq!(
+            lint("SELECT CASE WHEN nmae IS NULL THEN 'x' END", Some(&known)).len(),
+            1
+        );
+        assert!(lint(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM users WHERE users.id = user_id) THEN id END",
+            Some(&known)
+        )
+        .is_empty());
     }
 }

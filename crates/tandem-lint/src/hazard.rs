@@ -143,10 +143,12 @@ impl fmt::Display for Finding {
         };
         write!(
             f,
-            "{} ({level}, {}): {}\n  statement: {}\n  hint: {}",
+            "{} ({level}: {}): {}\n  statement (line {}, column {}): {}\n  hint: {}",
             self.pointer,
             self.hazard,
             self.message,
+            self.line,
+            self.column,
             one_line(&self.statement),
             self.hint
         )

@@ -26,8 +26,8 @@ pub fn called_functions(tree: &Value) -> Vec<String> {
     names
 }
 
-/// The unqualified column names (`ColumnRef`s of one part) outside subqueries: inside a
-/// `SELECT … FROM other` a name may belong to the other table.
+/// The unqualified column names (`ColumnRef`s of one part) outside subqueries that read a
+/// table: inside a `SELECT … FROM other` a name may belong to the other table.
 pub fn plain_column_refs(tree: &Value) -> Vec<String> {
     let mut names = Vec::new();
     visit(tree, &mut |key, value| {
@@ -36,9 +36,16 @@ pub fn plain_column_refs(tree: &Value) -> Vec<String> {
                 names.push(name.clone());
             }
         }
-        key != "SubLink"
+        !(key == "SubLink" && reads_a_table(value))
     });
     names
+}
+
+/// Whether a subquery has a FROM clause.
+fn reads_a_table(sublink: &Value) -> bool {
+    sublink["subselect"]["node"]["SelectStmt"]["from_clause"]
+        .as_array()
+        .is_some_and(|from| !from.is_empty())
 }
 
 /// Every `String` node's text in the subtree, in order: the parts of a qualified name.
