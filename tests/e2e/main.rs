@@ -16,6 +16,7 @@ mod faults;
 mod grants;
 mod identifiers;
 mod indexes;
+mod lint;
 mod load;
 mod locks;
 mod operations;

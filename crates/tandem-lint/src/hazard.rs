@@ -143,7 +143,7 @@ impl fmt::Display for Finding {
         };
         write!(
             f,
-            "{} ({level}: {}): {}\n  statement (line {}, column {}): {}\n  hint: {}",
+            "{} ({level}: {}): {}\n  statement (line {}, column {} of the value): {}\n  hint: {}",
             self.pointer,
             self.hazard,
             self.message,
