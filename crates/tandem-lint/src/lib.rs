@@ -39,7 +39,7 @@ pub fn lint(migration: &Migration, schema: Option<&Schema>) -> Vec<Finding> {
         for e in expressions(op, &at, &columns) {
             findings.extend(lint_expression(&e));
         }
-        record_created(op, &mut fresh);
+        record_created_by_operation(op, &mut fresh);
     }
     findings
 }
@@ -53,7 +53,7 @@ pub fn refusals<'a>(findings: &'a [Finding], allowed: &[Hazard]) -> Vec<&'a Find
 }
 
 /// Tables and indexes the migration's own operations create: raw SQL on them is safe.
-fn record_created(op: &Operation, fresh: &mut Fresh) {
+fn record_created_by_operation(op: &Operation, fresh: &mut Fresh) {
     match op {
         Operation::CreateTable(t) => fresh.add(&t.name),
         Operation::CreateIndex(i) => fresh.add(&i.name),

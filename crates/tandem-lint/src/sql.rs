@@ -14,7 +14,7 @@ use pg_query::protobuf::{
 };
 use pg_query::NodeEnum;
 
-use crate::hazard::{Finding, Hazard};
+use crate::hazard::{Finding, Hazard, Severity};
 use crate::position::{line_column, statement_around};
 use crate::tree;
 
@@ -128,7 +128,7 @@ fn parse_error(sql: &str, pointer: &str, error: &pg_query::Error) -> Finding {
 fn dedup(found: Vec<Found>) -> Vec<Found> {
     let refused = found
         .iter()
-        .any(|f| f.hazard.severity() > Hazard::AccessExclusiveLock.severity());
+        .any(|f| f.hazard.severity() == Severity::Refuse);
     let mut seen = HashSet::new();
     found
         .into_iter()
