@@ -8,28 +8,26 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Where PostgreSQL's parser gives up on `sql`: the start of the first token at which a
-/// prefix of `sql` fails for a reason other than ending early. libpg_query reports the
-/// message but not the position, and an LALR parser fails on the same token whether or not
-/// the rest follows, so the shortest failing prefix finds it.
+/// Where PostgreSQL's parser gives up on `sql`: the start of the token it stopped at.
+/// libpg_query reports the message but not the position. An LALR parser stops on the same
+/// token whether or not the rest follows, so a prefix of `sql` fails early (at a token, not
+/// "at end of input") exactly when it reaches that token: a binary search over token ends
+/// finds it in a few parses. `None` when the tokens cannot be read; the end when only the
+/// end of input is wrong.
 pub fn error_offset(sql: &str) -> Option<usize> {
-    // Beyond this the quadratic search costs more than the position is worth.
-    const MAX_TOKENS: usize = 4000;
     let tokens = pg_query::scan(sql).ok()?.tokens;
-    if tokens.len() > MAX_TOKENS {
-        return None;
+    let fails_early = |end: i32| {
+        let prefix = usize::try_from(end).ok().and_then(|e| sql.get(..e));
+        matches!(
+            prefix.map(|p| pg_query::parse(p, pg_query::ParserOptions::DEFAULT)),
+            Some(Err(pg_query::Error::Parse(m))) if !m.contains("at end of input")
+        )
+    };
+    let first_failing = tokens.partition_point(|t| !fails_early(t.end));
+    match tokens.get(first_failing) {
+        Some(token) => usize::try_from(token.start).ok(),
+        None => Some(sql.trim_end().len()),
     }
-    tokens
-        .iter()
-        .find_map(|t| {
-            let start = usize::try_from(t.start).ok()?;
-            let end = usize::try_from(t.end).ok()?;
-            match pg_query::parse(sql.get(..end)?, pg_query::ParserOptions::DEFAULT) {
-                Err(pg_query::Error::Parse(m)) if !m.contains("at end of input") => Some(start),
-                _ => None,
-            }
-        })
-        .or_else(|| Some(sql.trim_end().len()))
 }
 
 /// The statement around byte `offset`: from the `;` before it to the `;` after it. For a
@@ -69,6 +67,14 @@ mod tests {
             statement_around(sql, at),
             "ALTER TABLE t ADD COLUMN b int nonsense;"
         );
+    }
+
+    #[test]
+    fn the_failing_token_is_found_in_long_sql() {
+        let mut sql = "SELECT 1;\n".repeat(2000);
+        sql.push_str("SELECT FROM WHERE;");
+        let at = error_offset(&sql).unwrap();
+        assert_eq!(&sql[at..at + 5], "WHERE");
     }
 
     #[test]
