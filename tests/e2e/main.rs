@@ -17,6 +17,7 @@ mod grants;
 mod history;
 mod identifiers;
 mod indexes;
+mod lint;
 mod load;
 mod locks;
 mod operations;

@@ -74,6 +74,10 @@ pub enum Command {
         complete: bool,
         #[arg(long)]
         json: bool,
+        /// Run although the lint refuses this hazard in the raw SQL (repeatable; NAME as the
+        /// lint prints it, e.g. drop, table_rewrite).
+        #[arg(long = "allow-hazard", value_name = "NAME", value_parser = crate::lint::parse_hazard)]
+        allow_hazard: Vec<tandem_lint::Hazard>,
     },
     /// Contract: finish the in-flight migration (old version's schema and columns go away).
     Complete {
@@ -123,8 +127,13 @@ pub enum Command {
         /// milliseconds; a migration whose start went over is rolled back.
         #[arg(long, value_name = "MS")]
         max_exclusive_ms: Option<u64>,
+        /// Run although the lint refuses this hazard in the raw SQL (repeatable; NAME as the
+        /// lint prints it, e.g. drop, table_rewrite).
+        #[arg(long = "allow-hazard", value_name = "NAME", value_parser = crate::lint::parse_hazard)]
+        allow_hazard: Vec<tandem_lint::Hazard>,
     },
-    /// Show the steps, locks and hazards of a migration without running it.
+    /// Show the steps, locks and hazards of a migration, and the lint's findings, without
+    /// running it.
     Plan {
         file: PathBuf,
         #[arg(long)]
@@ -133,11 +142,16 @@ pub enum Command {
     /// Compare the database with what its migration files build, or two databases (CI):
     /// exit 0 when they match, 1 when they differ, 2 when they cannot be compared.
     Diff(crate::diff::DiffArgs),
-    /// Check migration files (and, with a connection, against the live schema).
+    /// Check migration files (and, with a connection, against the live schema), and lint
+    /// their raw SQL and expressions.
     Validate {
         path: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Do not fail on this hazard in the raw SQL (repeatable; NAME as the
+        /// lint prints it, e.g. drop, table_rewrite).
+        #[arg(long = "allow-hazard", value_name = "NAME", value_parser = crate::lint::parse_hazard)]
+        allow_hazard: Vec<tandem_lint::Hazard>,
     },
     /// Write the applied migrations of the database out as migration files of DIR (files
     /// already there and identical are left alone; differing ones are refused without --force).

@@ -40,6 +40,11 @@ pub fn migration_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// Loads every file of `dir`, collecting the problems of all of them.
 pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, Vec<Problem>> {
+    load_dir_with_paths(dir).map(|loaded| loaded.into_iter().map(|(_, m)| m).collect())
+}
+
+/// Like [`load_dir`], each migration with the file it came from (for messages).
+pub fn load_dir_with_paths(dir: &Path) -> Result<Vec<(PathBuf, Migration)>, Vec<Problem>> {
     let files = migration_files(dir).map_err(|m| vec![Problem::new("", m)])?;
     if files.is_empty() {
         return Err(vec![Problem::new(
@@ -54,7 +59,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Migration>, Vec<Problem>> {
     let mut problems = Vec::new();
     for file in &files {
         match load(file) {
-            Ok(m) => migrations.push(m),
+            Ok(m) => migrations.push((file.clone(), m)),
             Err(p) => problems.extend(p),
         }
     }

@@ -6,6 +6,7 @@ mod demo;
 mod diff;
 mod files;
 mod history;
+mod lint;
 mod plan;
 mod progress;
 mod rehearsal;
@@ -21,11 +22,14 @@ use tandem_core::migration::Migration;
 use tandem_core::plan::Phase;
 use tandem_core::planner::{self, PlanInput};
 use tandem_core::problem::Problem;
+use tandem_core::schema::Schema;
 use tandem_pg::executor::Event;
 use tandem_pg::introspect::read_schema;
 use tandem_pg::session::{Error, Options, Session};
 
 use args::{Cli, Command, Global, Latest};
+use lint::FileFindings;
+use tandem_lint::Hazard;
 
 /// A command's failure: what to print and the exit code (1 failure, 2 bad input).
 pub struct Failure {
@@ -173,10 +177,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             file,
             complete,
             json,
+            allow_hazard,
         } => {
             let migration = files::load(&file).map_err(|p| bad_input(&p))?;
+            // Before any connection: a refused migration changes nothing.
+            let found = FileFindings::of(&file.display().to_string(), &migration, None);
+            found.refuse_unless_allowed(&allow_hazard)?;
+            if !json {
+                found.warn(&allow_hazard);
+            }
             let mut session = connect(g).await?;
-            start(&mut session, &migration, complete, json).await?;
+            start(&mut session, &migration, complete, json, &found).await?;
         }
         Command::Complete { json } => {
             let mut session = connect(g).await?;
@@ -237,12 +248,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             json,
             report,
             max_exclusive_ms,
+            allow_hazard,
         } => {
             let rehearsal = Rehearsal {
                 report,
                 max_exclusive_ms,
             };
-            migrate(g, &dir, complete, json, &rehearsal).await?
+            migrate(g, &dir, complete, json, &rehearsal, &allow_hazard).await?
         }
         Command::Pull {
             dir,
@@ -258,7 +270,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => history::baseline(&mut connect(g).await?, &name, &dir, format.into(), json).await?,
         Command::Plan { file, json } => plan::run(g, &file, json).await?,
         Command::Diff(args) => diff::run(g, &args).await?,
-        Command::Validate { path, json } => validate(g, &path, json).await?,
+        Command::Validate {
+            path,
+            json,
+            allow_hazard,
+        } => validate(g, &path, json, &allow_hazard).await?,
         Command::Demo { dir } => demo::run(&dir).await?,
         Command::Create {
             name,
@@ -287,6 +303,7 @@ async fn start(
     migration: &Migration,
     complete: bool,
     json: bool,
+    found: &FileFindings,
 ) -> Result<(), Failure> {
     let plan = session.start(migration, &render::progress(json)).await?;
     if complete {
@@ -295,7 +312,7 @@ async fn start(
     let text = outcome_text(migration, &plan.version_schema, complete);
     report(
         json,
-        serde_json::json!({"migration": migration.name, "version_schema": plan.version_schema, "complete": complete}),
+        serde_json::json!({"migration": migration.name, "version_schema": plan.version_schema, "complete": complete, "findings": found.json()}),
         &text,
     );
     Ok(())
@@ -327,8 +344,9 @@ async fn migrate(
     complete: bool,
     json: bool,
     rehearsal: &Rehearsal,
+    allowed: &[Hazard],
 ) -> Result<(), Failure> {
-    let migrations = files::load_dir(dir).map_err(|p| bad_input(&p))?;
+    let migrations = files::load_dir_with_paths(dir).map_err(|p| bad_input(&p))?;
     let mut session = connect(g).await?;
     let applied: Vec<String> = session
         .history()
@@ -336,10 +354,15 @@ async fn migrate(
         .into_iter()
         .map(|r| r.name)
         .collect();
-    let pending: Vec<&Migration> = migrations
+    let pending: Vec<(&Migration, FileFindings)> = migrations
         .iter()
-        .filter(|m| !applied.contains(&m.name))
+        .filter(|(_, m)| !applied.contains(&m.name))
+        .map(|(path, m)| (m, FileFindings::of(&path.display().to_string(), m, None)))
         .collect();
+    // Every pending file is linted before the first one starts: a refusal changes nothing.
+    for (_, found) in &pending {
+        found.refuse_unless_allowed(allowed)?;
+    }
     let recorder = rehearsal::Recorder::default();
     let progress = render::progress(json);
     let observer = |event: Event| {
@@ -349,6 +372,7 @@ async fn migrate(
     let outcome = apply_pending(
         &mut session,
         &pending,
+        allowed,
         complete,
         json,
         rehearsal.max_exclusive_ms,
@@ -376,7 +400,8 @@ async fn migrate(
 /// rolled back, a complete that went over has already contracted and is only reported.
 async fn apply_pending(
     session: &mut Session,
-    pending: &[&Migration],
+    pending: &[(&Migration, FileFindings)],
+    allowed: &[Hazard],
     complete: bool,
     json: bool,
     max_exclusive_ms: Option<u64>,
@@ -394,10 +419,11 @@ async fn apply_pending(
         ))
     };
     let mut names = Vec::new();
-    for (i, migration) in pending.iter().enumerate() {
+    for (i, (migration, found)) in pending.iter().enumerate() {
         let completes = i + 1 < pending.len() || complete;
         if !json {
             eprintln!("migration \"{}\":", migration.name);
+            found.warn(allowed);
         }
         recorder.begin(&migration.name, Phase::Start);
         let plan = session.start(migration, observer).await?;
@@ -490,20 +516,21 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// Checks files; with a connection, also against the live schema and each other.
-async fn validate(g: &Global, path: &Path, json: bool) -> Result<(), Failure> {
-    let migrations = if path.is_dir() {
-        files::load_dir(path)
+/// Checks files; with a connection, also against the live schema and each other. Lints every
+/// file: a refusal that `allowed` does not name fails validation as a problem does.
+async fn validate(g: &Global, path: &Path, json: bool, allowed: &[Hazard]) -> Result<(), Failure> {
+    let loaded = if path.is_dir() {
+        files::load_dir_with_paths(path)
     } else {
-        files::load(path).map(|m| vec![m])
+        files::load(path).map(|m| vec![(path.to_path_buf(), m)])
     };
-    let migrations = match migrations {
+    let loaded = match loaded {
         Ok(m) => m,
         Err(problems) => {
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"valid": false, "problems": problems})
+                    serde_json::json!({"valid": false, "problems": problems, "findings": []})
                 );
                 return Err(Failure {
                     code: 2,
@@ -513,47 +540,85 @@ async fn validate(g: &Global, path: &Path, json: bool) -> Result<(), Failure> {
             return Err(bad_input(&problems));
         }
     };
-    let mut problems = Vec::new();
-    if g.postgres_url.is_some() || std::env::var("DATABASE_URL").is_ok() {
-        let session = connect(g).await?;
-        let applied: Vec<String> = session
-            .history()
-            .await
-            .map(|h| h.into_iter().map(|r| r.name).collect())
-            .unwrap_or_default();
-        let mut schema = read_schema(session.client(), &g.schema)
-            .await
-            .map_err(Error::from)?;
-        for m in migrations.iter().filter(|m| !applied.contains(&m.name)) {
-            match planner::plan(&PlanInput {
-                schema: &schema,
-                migration: m,
-                previous_version_schema: None,
-            }) {
-                // Raw SQL changes what the planner cannot see: later files are checked for
-                // their format only.
-                Ok(plan) if plan.views_from_live_schema => break,
-                Ok(plan) => schema = plan.schema_after,
-                Err(found) => problems.extend(found.into_iter().map(|mut p| {
-                    p.file = Some(m.name.clone());
-                    p
-                })),
-            }
-        }
-    }
+    let (problems, schemas) = check_against_database(g, &loaded).await?;
+    let found: Vec<FileFindings> = loaded
+        .iter()
+        .zip(&schemas)
+        .map(|((path, m), schema)| {
+            FileFindings::of(&path.display().to_string(), m, schema.as_ref())
+        })
+        .collect();
+    let refused: usize = found
+        .iter()
+        .map(|f| tandem_lint::refusals(&f.findings, allowed).len())
+        .sum();
     if json {
+        let findings: Vec<serde_json::Value> = found.iter().flat_map(|f| f.json()).collect();
         println!(
             "{}",
-            serde_json::json!({"valid": problems.is_empty(), "migrations": migrations.len(), "problems": problems})
+            serde_json::json!({"valid": problems.is_empty() && refused == 0, "migrations": loaded.len(), "problems": problems, "findings": findings})
         );
+    } else {
+        found.iter().for_each(|f| print!("{}", f.text(allowed)));
     }
     if !problems.is_empty() {
         return Err(bad_input(&problems));
     }
+    if refused > 0 {
+        return Err(Failure {
+            code: 2,
+            message: format!(
+                "{refused} hazard(s) refused: `tandem start` would refuse them too\n  hint: rewrite each as its hint says, or pass --allow-hazard NAME to accept it"
+            ),
+        });
+    }
     if !json {
-        println!("{} migration file(s) are valid", migrations.len());
+        println!("{} migration file(s) are valid", loaded.len());
     }
     Ok(())
+}
+
+/// With a connection: the problems of the files not yet applied against the live schema and
+/// the files before them, and the schema each file starts from (`None` where unknown).
+async fn check_against_database(
+    g: &Global,
+    loaded: &[(std::path::PathBuf, Migration)],
+) -> Result<(Vec<Problem>, Vec<Option<Schema>>), Failure> {
+    let mut problems = Vec::new();
+    let mut schemas = vec![None; loaded.len()];
+    if g.postgres_url.is_none() && std::env::var("DATABASE_URL").is_err() {
+        return Ok((problems, schemas));
+    }
+    let session = connect(g).await?;
+    let applied: Vec<String> = session
+        .history()
+        .await
+        .map(|h| h.into_iter().map(|r| r.name).collect())
+        .unwrap_or_default();
+    let mut schema = read_schema(session.client(), &g.schema)
+        .await
+        .map_err(Error::from)?;
+    for (i, (_, m)) in loaded.iter().enumerate() {
+        if applied.contains(&m.name) {
+            continue;
+        }
+        schemas[i] = Some(schema.clone());
+        match planner::plan(&PlanInput {
+            schema: &schema,
+            migration: m,
+            previous_version_schema: None,
+        }) {
+            // Raw SQL changes what the planner cannot see: later files are checked for
+            // their format only.
+            Ok(plan) if plan.views_from_live_schema => break,
+            Ok(plan) => schema = plan.schema_after,
+            Err(found) => problems.extend(found.into_iter().map(|mut p| {
+                p.file = Some(m.name.clone());
+                p
+            })),
+        }
+    }
+    Ok((problems, schemas))
 }
 
 /// `tandem create`: writes the file, prints its path on stdout and the next steps on stderr.

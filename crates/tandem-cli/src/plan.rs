@@ -7,13 +7,21 @@ use tandem_core::plan::{Action, Plan, Step};
 use tandem_pg::executor::db_message;
 use tandem_pg::stats::{plan_estimates, PlanEstimates};
 
+use tandem_pg::introspect::read_schema;
+use tandem_pg::session::Error;
+
 use crate::args::Global;
+use crate::lint::FileFindings;
 use crate::{bad_input, connect, files, render, Failure};
 
 pub async fn run(g: &Global, file: &Path, json: bool) -> Result<(), Failure> {
     let migration = files::load(file).map_err(|p| bad_input(&p))?;
     let session = connect(g).await?;
     let plan = session.plan(&migration).await?;
+    let schema = read_schema(session.client(), &g.schema)
+        .await
+        .map_err(Error::from)?;
+    let found = FileFindings::of(&file.display().to_string(), &migration, Some(&schema));
     let estimates = plan_estimates(session.client(), &plan)
         .await
         .map_err(|e| Failure {
@@ -21,14 +29,26 @@ pub async fn run(g: &Global, file: &Path, json: bool) -> Result<(), Failure> {
             message: format!("cannot read the table statistics: {}", db_message(&e)),
         })?;
     if json {
+        let mut value = plan_json(&plan, &estimates);
+        value["findings"] = found.json().into();
         println!(
             "{}",
-            serde_json::to_string_pretty(&plan_json(&plan, &estimates)).unwrap_or_default()
+            serde_json::to_string_pretty(&value).unwrap_or_default()
         );
     } else {
         print!("{}", render::plan_text(&plan, &estimates));
+        print!("{}", findings_text(&found));
     }
     Ok(())
+}
+
+/// The lint's findings under the plan (nothing when there are none); `start` refuses while a
+/// refusal among them remains.
+fn findings_text(found: &FileFindings) -> String {
+    if found.findings.is_empty() {
+        return String::new();
+    }
+    format!("\nlint:\n{}", found.text(&[]))
 }
 
 /// The plan as JSON, each backfill step with its `estimated_rows` (null when the statistics
