@@ -1,8 +1,8 @@
-# Recipes for working on tandem. Each is also a plain cargo command, so `just` is optional.
+# Recipes for working on tandem. Each is also a plain command, so `just` is optional.
 
 # Run every test against a throwaway PostgreSQL started by the tests themselves.
 test:
-    cargo test --workspace
+    scripts/dev test
 
 # Formatting and lints, as CI runs them.
 lint:
@@ -11,7 +11,7 @@ lint:
 
 # The demo: a throwaway PostgreSQL, the example migrations, old and new versions side by side.
 demo:
-    cargo run -p tandem-cli -- demo
+    scripts/dev demo
 
 # What CI runs.
 ci:
