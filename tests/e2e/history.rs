@@ -32,6 +32,17 @@ const ADD_PHONE: &str = r#"{"operations": [
   {"add_column": {"table": "customers", "column": {"name": "phone", "type": "text", "nullable": true}}}
 ]}"#;
 
+/// The files of `dir` with this extension, in name order.
+fn files_ending_in(dir: &std::path::Path, extension: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
+        .collect();
+    files.sort();
+    files
+}
+
 fn assert_exit(out: &Output, code: i32) {
     assert_eq!(
         out.status.code(),
@@ -106,26 +117,8 @@ async fn pull_writes_the_history_as_files_that_rebuild_the_schema() {
     let pulled_s = pulled.to_str().unwrap();
 
     let first = db.tandem_ok(&["pull", pulled_s, "--format", "json"]);
-    let written = std::fs::read_dir(&pulled)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count();
-    let applied = std::fs::read_dir(&examples)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "yaml")
-        })
-        .count();
+    let written = files_ending_in(&pulled, "json").len();
+    let applied = files_ending_in(&examples, "yaml").len();
     assert_eq!(written, applied, "{first}");
     assert_eq!(first.matches("wrote").count(), applied);
 
@@ -138,12 +131,7 @@ async fn pull_writes_the_history_as_files_that_rebuild_the_schema() {
     assert_exit(&out, 0);
 
     // A pulled file edited by hand is not silently replaced...
-    let first_file = std::fs::read_dir(&pulled)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .min()
-        .unwrap();
+    let first_file = files_ending_in(&pulled, "json").remove(0);
     let original = std::fs::read_to_string(&first_file).unwrap();
     let edited = original.replacen(
         "\"operations\"",
