@@ -24,8 +24,10 @@ async fn connect(url: &str) -> Client {
 
 async fn fill(client: &Client, table: &str, rows: i64) {
     // Separate statements: VACUUM cannot run inside the implicit transaction of a batch.
+    // No autovacuum: after one run's full-table UPDATE it would clean that table while the
+    // next run is being timed, on the same two cores.
     let statements = [
-        format!("CREATE TABLE {table} (id bigint PRIMARY KEY, v bigint NOT NULL, pad text)"),
+        format!("CREATE TABLE {table} (id bigint PRIMARY KEY, v bigint NOT NULL, pad text) WITH (autovacuum_enabled = false)"),
         format!("INSERT INTO {table} SELECT g, g, 'some padding to make rows realistic' FROM generate_series(1, {rows}) g"),
         format!("VACUUM ANALYZE {table}"),
         "CHECKPOINT".to_string(),
@@ -125,7 +127,14 @@ async fn tandem_backfill(
     measured.expect("the backfill ran")
 }
 
-const REPEATS: usize = 3;
+/// Runs per size (`TANDEM_BENCH_REPEATS`, default 3); medians are reported.
+fn repeats() -> usize {
+    std::env::var("TANDEM_BENCH_REPEATS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
 
 /// The longest ACCESS EXCLUSIVE hold during start and during complete of a migration that
 /// adds a NOT NULL column, changes a column's type and renames one: every contract step of
@@ -223,7 +232,7 @@ fn main() {
             // Alternating runs on fresh databases; the median of each ratio is reported,
             // since other load on the machine shifts single runs.
             let mut runs = Vec::new();
-            for run in 0..REPEATS {
+            for run in 0..repeats() {
                 let db = format!("bench_{rows}_{run}");
                 let url = cluster.create_database(&db).await.expect("database");
                 let client = connect(&url).await;
@@ -255,7 +264,7 @@ fn main() {
             );
         });
     }
-    println!("ratio = UPDATE time / backfill time, median of {REPEATS} runs (target >= 0.85). tandem: the defaults, which skip");
+    println!("ratio = UPDATE time / backfill time, median of {} runs (target >= 0.85). tandem: the defaults, which skip", repeats());
     println!("triggers (session_replication_role = replica) when the role may and nothing but tandem's trigger is on the table;");
     println!("triggers fired: the same backfill for a role that may not. longest batch = the longest any row lock was held.");
     println!();
