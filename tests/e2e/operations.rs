@@ -1,7 +1,7 @@
 //! Every operation: start → both versions read and write (rows checked) → rollback → catalog
 //! identical → start again → complete → final shape and data checked.
 
-use crate::support::{catalog_snapshot, migration_file, texts, TestDb};
+use crate::support::{catalog_snapshot, migration_file, start_roll_back_start, texts, TestDb};
 use tokio_postgres::Client;
 
 const SETUP: &str = r#"{"operations": [
@@ -36,17 +36,7 @@ async fn setup() -> (TestDb, Client) {
 /// start → `during` → rollback (catalog identical) → start → complete, returning the path.
 async fn round_trip(db: &TestDb, name: &str, json: &str) -> std::path::PathBuf {
     let file = migration_file(name, json);
-    let path = file.to_str().unwrap();
-    let client = db.client().await;
-    let before = catalog_snapshot(&client).await;
-    db.tandem_ok(&["start", path]);
-    db.tandem_ok(&["rollback"]);
-    assert_eq!(
-        before,
-        catalog_snapshot(&client).await,
-        "rollback must leave the catalog identical"
-    );
-    db.tandem_ok(&["start", path]);
+    start_roll_back_start(db, &file).await;
     file
 }
 

@@ -194,7 +194,13 @@ pub async fn texts(client: &Client, sql: &str) -> Vec<String> {
 /// it again, and returns a client on its version schema.
 pub async fn start_twice(db: &TestDb, name: &str, json: &str) -> Client {
     let file = migration_file(&format!("{name}.json"), json);
-    let path = file.to_str().unwrap();
+    start_roll_back_start(db, &file).await;
+    db.client_on(&format!("public_{name}")).await
+}
+
+/// Starts the migration file, rolls it back (the catalog must be identical), starts it again.
+pub async fn start_roll_back_start(db: &TestDb, file: &std::path::Path) {
+    let path = file.to_str().expect("a UTF-8 path");
     let admin = db.client().await;
     let before = catalog_snapshot(&admin).await;
     db.tandem_ok(&["start", path]);
@@ -202,10 +208,9 @@ pub async fn start_twice(db: &TestDb, name: &str, json: &str) -> Client {
     assert_eq!(
         before,
         catalog_snapshot(&admin).await,
-        "rollback of {name} must leave the catalog identical"
+        "rollback of {path} must leave the catalog identical"
     );
     db.tandem_ok(&["start", path]);
-    db.client_on(&format!("public_{name}")).await
 }
 
 /// After a tandem process is killed, the server frees its advisory lock only once it notices
