@@ -72,16 +72,21 @@ pub(crate) fn shadow_column(
             .insert((t.physical.clone(), shadow.clone()), !nullable);
     }
     let virtual_table = schema.table_mut(table).expect("checked");
-    // The shadow is the table's last column once it is renamed into place, and PostgreSQL
-    // cannot reorder columns: the new version shows the column where it will stay.
-    let position = virtual_table
+    let mut position = virtual_table
         .columns
         .iter()
         .position(|c| c.name == column)
         .expect("checked");
-    let moved = virtual_table.columns.remove(position);
-    virtual_table.columns.push(moved);
-    let col = virtual_table.columns.last_mut().expect("just pushed");
+    // A new shadow is the table's last column once it is renamed into place, and PostgreSQL
+    // cannot reorder columns: the new version shows the column where it will stay. A shadow
+    // reused by a later operation already sits where it was created, before any column the
+    // migration added after it.
+    if !existing {
+        let moved = virtual_table.columns.remove(position);
+        virtual_table.columns.push(moved);
+        position = virtual_table.columns.len() - 1;
+    }
+    let col = &mut virtual_table.columns[position];
     col.physical.clone_from(&shadow);
     if let Some(ty) = spec.type_name {
         col.type_name = ty.to_string();
@@ -388,5 +393,77 @@ fn copy_indexes(cx: &mut PlanCx, t: &Table, pairs: &[(String, String)], skip: &[
                     .lock(Lock::AccessExclusive),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::load::{load_migration, Format};
+    use crate::planner::{plan, PlanInput};
+    use crate::schema::{Column, Schema, Table};
+
+    fn items() -> Schema {
+        let column = |name: &str| Column {
+            name: name.to_string(),
+            physical: name.to_string(),
+            type_name: "text".to_string(),
+            ..Column::default()
+        };
+        Schema {
+            name: "public".to_string(),
+            tables: vec![Table {
+                name: "items".to_string(),
+                physical: "items".to_string(),
+                columns: vec![column("id"), column("body")],
+                primary_key: vec!["id".to_string()],
+                ..Table::default()
+            }],
+            ..Schema::default()
+        }
+    }
+
+    fn columns_after(migration: &str) -> Vec<String> {
+        let migration = load_migration("m.json", "m", migration, Format::Json).unwrap();
+        let schema = items();
+        let plan = plan(&PlanInput {
+            schema: &schema,
+            migration: &migration,
+            previous_version_schema: None,
+        })
+        .unwrap();
+        plan.schema_after.tables[0]
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_shadowed_column_ends_up_last() {
+        let after = columns_after(
+            r#"{"operations": [{"alter_column": {"table": "items", "column": "body",
+                "type": "varchar(300)", "up": "left(body, 300)"}}]}"#,
+        );
+        assert_eq!(after, ["id", "body"]);
+        let after = columns_after(
+            r#"{"operations": [
+                {"add_column": {"table": "items", "column": {"name": "n", "type": "int", "nullable": true}}},
+                {"alter_column": {"table": "items", "column": "body", "type": "varchar(300)", "up": "left(body, 300)"}}]}"#,
+        );
+        assert_eq!(after, ["id", "n", "body"]);
+    }
+
+    /// Found by the e2e property test: the second operation reused the shadow the first had
+    /// created before `n` was added, and the prediction moved it behind `n` anyway.
+    #[test]
+    fn a_reused_shadow_stays_where_it_was_created() {
+        let after = columns_after(
+            r#"{"operations": [
+                {"create_constraint": {"table": "items", "name": "chk", "type": "check",
+                    "columns": ["body"], "check": "length(body) < 1000"}},
+                {"add_column": {"table": "items", "column": {"name": "n", "type": "int", "nullable": true}}},
+                {"alter_column": {"table": "items", "column": "body", "type": "varchar(300)", "up": "left(body, 300)"}}]}"#,
+        );
+        assert_eq!(after, ["id", "body", "n"]);
     }
 }
