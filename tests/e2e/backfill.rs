@@ -270,6 +270,45 @@ async fn writes_of_both_versions_during_the_backfill_are_never_lost() {
     db.tandem_ok(&["complete"]);
 }
 
+/// VACUUM FULL moves every row to a new file, the rows the page pass has not reached to its
+/// front: the pass notices and finishes by key ranges, each row updated exactly once.
+#[tokio::test]
+async fn a_table_rewritten_during_the_backfill_is_finished_by_key_ranges() {
+    let rows = 50_000;
+    let (db, c) = table_with_rows(rows).await;
+    let file = migration_file("02_double.json", DOUBLE);
+    let mut child = spawn_start(
+        &db,
+        &file,
+        &[
+            "--backfill-batch-size",
+            "500",
+            "--backfill-batch-time",
+            "10s",
+            "--backfill-delay",
+            "20ms",
+        ],
+    );
+    wait_until("some batches", || async { rows_done(&c).await >= 5_000 }).await;
+    c.batch_execute("VACUUM FULL public.items").await.unwrap();
+    assert!(rows_done(&c).await < rows, "rewritten mid-way");
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success());
+    assert!(schema_exists(&c, "public_02_double").await);
+    assert_eq!(rows_done(&c).await, rows, "every row once, none twice");
+    let wrong: i64 = c
+        .query_one(
+            "SELECT count(*) FROM public.items WHERE w IS DISTINCT FROM id * 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(wrong, 0);
+}
+
 #[tokio::test]
 async fn a_table_without_a_usable_key_is_refused_before_any_change() {
     let db = TestDb::new().await;
@@ -373,4 +412,27 @@ async fn the_backfill_skips_triggers_only_where_nothing_else_would_fire() {
                    "references": {"name": "items_parent_fk", "table": "parents", "column": "id"}}}}]}"#;
     let done = start_json(&db, with_fk, &[]).await;
     assert_eq!(done["triggers_skipped"], false, "{done}");
+}
+
+/// A partitioned table's rows live in one file per partition: the backfill goes by key.
+#[tokio::test]
+async fn a_partitioned_table_is_backfilled_by_key_ranges() {
+    let db = TestDb::new().await;
+    db.tandem_ok(&["init"]);
+    let c = db.client().await;
+    c.batch_execute(
+        "CREATE TABLE public.items (id bigint, part int, v bigint, PRIMARY KEY (id, part))
+           PARTITION BY LIST (part);
+         CREATE TABLE public.items_1 PARTITION OF public.items FOR VALUES IN (1);
+         CREATE TABLE public.items_2 PARTITION OF public.items FOR VALUES IN (2);
+         INSERT INTO public.items SELECT g, 1 + g % 2, g FROM generate_series(1, 5000) g;
+         ANALYZE public.items;",
+    )
+    .await
+    .unwrap();
+    let done = start_json(&db, ADD_DOUBLED, &["--backfill-batch-size", "700"]).await;
+    assert_eq!(done["rows"], 5_000, "{done}");
+    assert_eq!(rows_not_doubled(&c).await, 0);
+    db.tandem_ok(&["complete"]);
+    assert_eq!(rows_not_doubled(&c).await, 0);
 }

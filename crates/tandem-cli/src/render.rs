@@ -133,7 +133,7 @@ fn step_text(n: usize, step: &Step, estimated_rows: Option<i64>) -> String {
     let mut s = format!("  {n:>2}. {} [{lock}, {tx}{hazards}]\n", step.description);
     match &step.action {
         Action::Sql { sql } => s.push_str(&indent(sql)),
-        Action::Backfill(b) => s.push_str(&indent(&format!("batches of: {}", b.update[3]))),
+        Action::Backfill(b) => s.push_str(&indent(&format!("batches of: {}", b.update_blocks))),
     }
     s
 }

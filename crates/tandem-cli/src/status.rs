@@ -143,6 +143,7 @@ mod tests {
                 last_key: None,
                 rows_done: 500,
                 rows_estimate: Some(2000),
+                block_pass: None,
             }],
             paused: true,
             next: "run `tandem complete`".to_string(),

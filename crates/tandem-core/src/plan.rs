@@ -66,10 +66,16 @@ pub struct Backfill {
     /// The physical columns the batches fill.
     pub columns: Vec<String>,
     pub key: Vec<String>,
+    /// The batch's UPDATE over a range of the table's pages: `$1` and `$2` are the first and
+    /// the first-past-the-end row addresses, as text (`'(block,0)'`). The main pass: it reads
+    /// the table in physical order, as one UPDATE of the whole table would.
+    pub update_blocks: String,
     /// The key `batch size` rows on, as text: `[without, with]` a lower bound (`$1..$n` the
     /// last key done, as text); the offset is the last parameter. No row: the rest is the last
     /// batch.
     pub upper_bound: [String; 2],
+    /// The key-range passes are the fallback for tables whose pages the main pass cannot
+    /// follow (partitioned, inherited, or rewritten while it ran).
     /// The batch's UPDATE over a key range, indexed by `lower + 2 * upper` (which bounds it
     /// has); lower-bound parameters come first.
     pub update: [String; 4],

@@ -239,6 +239,12 @@ fn main() {
                 let baseline = single_update(&client, rows).await;
                 let (tandem, longest) = tandem_backfill(&url, &client, rows, false).await;
                 let (fired, longest_fired) = tandem_backfill(&url, &client, rows, true).await;
+                eprintln!(
+                    "  {rows} rows, run {run}: UPDATE {:.0} ms, tandem {:.0} ms, triggers fired {:.0} ms",
+                    baseline.as_secs_f64() * 1000.0,
+                    tandem.as_secs_f64() * 1000.0,
+                    fired.as_secs_f64() * 1000.0
+                );
                 runs.push((baseline, tandem, fired, longest.max(longest_fired)));
             }
             let ratio = |pick: fn(&(Duration, Duration, Duration, Duration)) -> Duration| {

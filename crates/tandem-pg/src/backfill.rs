@@ -1,6 +1,7 @@
-//! Runs a planned backfill: keyset-paginated, set-based batches, each one short transaction
-//! that also records its checkpoint, so a killed backfill resumes where it stopped. Honours the
-//! pause switch and replica lag between batches, and sizes batches to a time budget.
+//! Runs a planned backfill: set-based batches over the table's pages in order (key ranges
+//! where that cannot be trusted), each one short transaction that also records its checkpoint,
+//! so a killed backfill resumes where it stopped. Honours the pause switch and replica lag
+//! between batches, and sizes batches to a time budget.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
 use crate::executor::{is_lock_timeout, Event, ExecError};
-use crate::state::StateStore;
+use crate::state::{BlockPass, StateStore};
 
 #[derive(Debug, Clone)]
 pub struct BackfillOptions {
@@ -51,6 +52,14 @@ pub struct Checkpoints<'a> {
 }
 
 /// Backfills `b`, resuming after its checkpoint. Returns the rows done in all.
+///
+/// The main pass walks the table's pages in order, as one full-table UPDATE would. Every row
+/// the sync trigger has not marked lies in the pages that existed when the pass began (any
+/// later write went through the trigger), and plain writes and VACUUM never move a row out
+/// of its file; only a rewrite (VACUUM FULL, CLUSTER) does, and it gives the table a new
+/// file. So when the file is the same at the end, the pass reached every row. Otherwise, or
+/// for a table whose rows live in several files (partitioned or inherited), batches over key
+/// ranges finish the rest.
 pub async fn run(
     client: &mut Client,
     b: &Backfill,
@@ -62,65 +71,198 @@ pub async fn run(
     let failed = |f: Failure| match f {
         Failure::Db(error) => ExecError::StepFailed {
             step: format!("backfill {}", b.table),
-            sql: b.update[3].clone(),
+            sql: b.update_blocks.clone(),
             error,
         },
         Failure::State(message) => ExecError::Bookkeeping(message),
     };
-    let (mut last, mut done) = resume_point(client, b, checkpoints).await.map_err(failed)?;
-    let (began, resumed_at) = (Instant::now(), done);
-    let mut longest_batch = Duration::ZERO;
-    let estimate = estimate_rows(client, &b.schema_qualified()).await;
-    let skip_triggers = options.skip_triggers_when_safe && triggers_can_be_skipped(client, b).await;
-    let mut size = options.batch_size.clamp(MIN_BATCH, MAX_BATCH);
-    loop {
-        wait_while_paused(client, b, checkpoints, observer)
+    let resumed = resume_point(client, b, checkpoints).await.map_err(failed)?;
+    let began = Instant::now();
+    let pages = pages(client, b).await.map_err(failed)?;
+    let mut run = Run {
+        b,
+        options,
+        lock_timeout,
+        checkpoints,
+        estimate: pages.rows_estimate,
+        skip_triggers: options.skip_triggers_when_safe && triggers_can_be_skipped(client, b).await,
+        observer,
+        done: resumed.rows_done,
+        longest_batch: Duration::ZERO,
+    };
+    // A checkpoint with a key is the key-range pass's: the page pass is behind it.
+    let in_key_pass = resumed.last_key.is_some();
+    let mut pass = match resumed.block_pass {
+        Some(pass) => Some(pass),
+        None if in_key_pass => None,
+        None => pages.single_file.then_some(BlockPass {
+            next: 0,
+            end: pages.count,
+            filenode: pages.filenode,
+        }),
+    };
+    let mut reached_every_row = false;
+    if let (false, Some(p)) = (in_key_pass, pass.as_mut()) {
+        if p.filenode == pages.filenode {
+            block_pass(client, &mut run, p, pages.rows_per_page)
+                .await
+                .map_err(failed)?;
+            reached_every_row = current_filenode(client, b).await.map_err(failed)? == p.filenode;
+        }
+        if !reached_every_row {
+            observer(Event::BackfillWaiting {
+                table: b.table.clone(),
+                reason: "the table was rewritten during the backfill; finishing by key ranges"
+                    .into(),
+            });
+        }
+    }
+    if !reached_every_row {
+        key_pass(client, &mut run, resumed.last_key, pass)
             .await
             .map_err(failed)?;
-        wait_for_replicas(client, b, options, observer)
-            .await
-            .map_err(failed)?;
+    }
+    observer(Event::BackfillDone {
+        table: b.table.clone(),
+        rows: run.done - resumed.rows_done,
+        took: began.elapsed(),
+        longest_batch: run.longest_batch,
+        triggers_skipped: run.skip_triggers,
+    });
+    Ok(run.done)
+}
+
+/// What stays the same across one table's batches, and what they add up to.
+struct Run<'a> {
+    b: &'a Backfill,
+    options: &'a BackfillOptions,
+    lock_timeout: Duration,
+    checkpoints: Option<&'a Checkpoints<'a>>,
+    estimate: Option<u64>,
+    skip_triggers: bool,
+    observer: &'a (dyn Fn(Event) + Send + Sync),
+    /// Rows done so far, counting those of earlier, interrupted runs.
+    done: u64,
+    longest_batch: Duration,
+}
+
+impl Run<'_> {
+    /// Waits out a pause or a lagging replica before the next batch.
+    async fn before_batch(&self, client: &Client) -> Result<(), Failure> {
+        wait_while_paused(client, self.b, self.checkpoints, self.observer).await?;
+        wait_for_replicas(client, self.b, self.options, self.observer).await
+    }
+
+    /// Counts a finished batch and tells the observer.
+    fn after_batch(&mut self, rows: u64, took: Duration) {
+        self.done += rows;
+        self.longest_batch = self.longest_batch.max(took);
+        (self.observer)(Event::BackfillProgress {
+            table: self.b.table.clone(),
+            rows: self.done,
+            estimate: self.estimate,
+            batch_size: rows as i64,
+        });
+    }
+
+    async fn between_batches(&self) {
+        if !self.options.delay.is_zero() {
+            tokio::time::sleep(self.options.delay).await;
+        }
+    }
+}
+
+/// Batches over pages `[pass.next, pass.end)`, each sized to the time budget.
+async fn block_pass(
+    client: &mut Client,
+    run: &mut Run<'_>,
+    pass: &mut BlockPass,
+    rows_per_page: f64,
+) -> Result<(), Failure> {
+    let max_pages = ((MAX_BATCH as f64 / rows_per_page) as i64).max(1);
+    let mut size = ((run.options.batch_size.clamp(MIN_BATCH, MAX_BATCH) as f64 / rows_per_page)
+        .ceil() as i64)
+        .clamp(1, max_pages);
+    while pass.next < pass.end {
+        run.before_batch(client).await?;
         let started = Instant::now();
-        let run = Run {
-            b,
-            lock_timeout,
-            checkpoints,
-            estimate,
-            skip_triggers,
+        let upto = (pass.next + size).min(pass.end);
+        let rows = match pages_batch(client, run, pass, upto).await {
+            Ok(rows) => rows,
+            Err(Failure::Db(e)) if is_lock_timeout(&e) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
         };
-        let batch = batch(client, &run, last.as_deref(), size, done).await;
-        let (key, rows) = match batch {
+        pass.next = upto;
+        let took = started.elapsed();
+        run.after_batch(rows, took);
+        size = next_page_count(size, took, run.options.batch_time, max_pages);
+        run.between_batches().await;
+    }
+    Ok(())
+}
+
+/// One batch of the page pass in its own transaction, with its checkpoint.
+async fn pages_batch(
+    client: &mut Client,
+    run: &Run<'_>,
+    pass: &BlockPass,
+    upto: i64,
+) -> Result<u64, Failure> {
+    let tx = client.transaction().await?;
+    begin_batch(&tx, run).await?;
+    let (from, to) = (format!("({},0)", pass.next), format!("({upto},0)"));
+    let rows = tx.execute(&run.b.update_blocks, &[&from, &to]).await?;
+    let done = BlockPass {
+        next: upto,
+        ..*pass
+    };
+    checkpoint(&tx, run, None, Some(done), rows).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Batches over key ranges after `last`: the rows no other pass reached.
+async fn key_pass(
+    client: &mut Client,
+    run: &mut Run<'_>,
+    mut last: Option<Vec<String>>,
+    pass: Option<BlockPass>,
+) -> Result<(), Failure> {
+    let mut size = run.options.batch_size.clamp(MIN_BATCH, MAX_BATCH);
+    loop {
+        run.before_batch(client).await?;
+        let started = Instant::now();
+        let (key, rows) = match key_batch(client, run, last.as_deref(), size, pass).await {
             Ok(Batch::Upto(key, rows)) => (Some(key), rows),
             Ok(Batch::Last(rows)) => (None, rows),
             Err(Failure::Db(e)) if is_lock_timeout(&e) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            Err(e) => return Err(failed(e)),
+            Err(e) => return Err(e),
         };
-        done += rows;
-        longest_batch = longest_batch.max(started.elapsed());
-        observer(Event::BackfillProgress {
-            table: b.table.clone(),
-            rows: done,
-            estimate,
-            batch_size: size,
-        });
-        size = next_batch_size(size, rows, started.elapsed(), options.batch_time);
-        let Some(key) = key else { break };
+        let took = started.elapsed();
+        run.after_batch(rows, took);
+        size = next_batch_size(size, rows, took, run.options.batch_time);
+        let Some(key) = key else { return Ok(()) };
         last = Some(key);
-        if !options.delay.is_zero() {
-            tokio::time::sleep(options.delay).await;
-        }
+        run.between_batches().await;
     }
-    observer(Event::BackfillDone {
-        table: b.table.clone(),
-        rows: done - resumed_at,
-        took: began.elapsed(),
-        longest_batch,
-        triggers_skipped: skip_triggers,
-    });
-    Ok(done)
+}
+
+/// Pages up to this one are done: doubles a batch that ran well under its budget, halves one
+/// that ran well over.
+fn next_page_count(pages: i64, took: Duration, budget: Duration, max: i64) -> i64 {
+    if took < budget / 2 {
+        (pages * 2).min(max)
+    } else if took > budget * 2 {
+        (pages / 2).max(1)
+    } else {
+        pages
+    }
 }
 
 /// Doubles a batch that ran well under its budget, halves one that ran well over.
@@ -135,13 +277,21 @@ pub fn next_batch_size(size: i64, rows: u64, took: Duration, budget: Duration) -
     }
 }
 
+/// Where an earlier, interrupted run of this backfill stopped.
+#[derive(Default)]
+struct Resumed {
+    last_key: Option<Vec<String>>,
+    block_pass: Option<BlockPass>,
+    rows_done: u64,
+}
+
 async fn resume_point(
     client: &Client,
     b: &Backfill,
     checkpoints: Option<&Checkpoints<'_>>,
-) -> Result<(Option<Vec<String>>, u64), Failure> {
+) -> Result<Resumed, Failure> {
     let Some(cp) = checkpoints else {
-        return Ok((None, 0));
+        return Ok(Resumed::default());
     };
     let progress = cp
         .state
@@ -151,8 +301,105 @@ async fn resume_point(
     Ok(progress
         .into_iter()
         .find(|p| p.table == b.table)
-        .map(|p| (p.last_key, p.rows_done.max(0) as u64))
-        .unwrap_or((None, 0)))
+        .map(|p| Resumed {
+            // The key pass records an empty key when one batch held the whole table.
+            last_key: p.last_key.filter(|k| !k.is_empty()),
+            block_pass: p.block_pass,
+            rows_done: p.rows_done.max(0) as u64,
+        })
+        .unwrap_or_default())
+}
+
+/// The table's physical file as the page pass sees it.
+struct Pages {
+    /// Size in pages.
+    count: i64,
+    filenode: i64,
+    /// Whether all its rows live in this one file: not partitioned, no inheritance children.
+    single_file: bool,
+    rows_per_page: f64,
+    /// The planner's row estimate (reltuples), for progress and ETA; None when never analysed.
+    rows_estimate: Option<u64>,
+}
+
+async fn pages(client: &Client, b: &Backfill) -> Result<Pages, Failure> {
+    let row = client
+        .query_one(
+            "SELECT pg_relation_size(c.oid) / current_setting('block_size')::bigint,
+                    pg_relation_filenode(c.oid)::bigint,
+                    c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid),
+                    c.reltuples::float8, c.relpages::float8
+               FROM pg_class c WHERE c.oid = $1::text::regclass",
+            &[&b.schema_qualified()],
+        )
+        .await?;
+    let (tuples, relpages): (f64, f64) = (row.get(3), row.get(4));
+    Ok(Pages {
+        count: row.get(0),
+        filenode: row.get::<_, Option<i64>>(1).unwrap_or(0),
+        single_file: row.get(2),
+        // Only the first batch's size depends on it; the time budget sizes the others.
+        rows_per_page: if tuples > 0.0 && relpages > 0.0 {
+            (tuples / relpages).max(1.0)
+        } else {
+            DEFAULT_ROWS_PER_PAGE
+        },
+        rows_estimate: (tuples >= 0.0).then_some(tuples as u64),
+    })
+}
+
+/// A guess for a table never analysed: narrow rows, about this many to an 8 kB page.
+const DEFAULT_ROWS_PER_PAGE: f64 = 60.0;
+
+async fn current_filenode(client: &Client, b: &Backfill) -> Result<i64, Failure> {
+    let row = client
+        .query_one(
+            "SELECT pg_relation_filenode($1::text::regclass)::bigint",
+            &[&b.schema_qualified()],
+        )
+        .await?;
+    Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
+}
+
+/// The settings every batch runs under: a short lock timeout, the marker the sync trigger
+/// stands aside for, and no trigger dispatch when that is safe.
+async fn begin_batch(tx: &tokio_postgres::Transaction<'_>, run: &Run<'_>) -> Result<(), Failure> {
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {}; SET LOCAL tandem.version = {}{}",
+        quote_literal(&format!("{}ms", run.lock_timeout.as_millis())),
+        quote_literal(BACKFILL_MARKER),
+        if run.skip_triggers {
+            "; SET LOCAL session_replication_role = replica"
+        } else {
+            ""
+        }
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Records the batch's position in its own transaction, so that both commit together.
+async fn checkpoint(
+    tx: &tokio_postgres::Transaction<'_>,
+    run: &Run<'_>,
+    last_key: Option<Vec<String>>,
+    block_pass: Option<BlockPass>,
+    rows: u64,
+) -> Result<(), Failure> {
+    let Some(cp) = run.checkpoints else {
+        return Ok(());
+    };
+    let progress = crate::state::BackfillProgress {
+        table: run.b.table.clone(),
+        last_key,
+        rows_done: (run.done + rows) as i64,
+        rows_estimate: run.estimate.map(|e| e as i64),
+        block_pass,
+    };
+    cp.state
+        .checkpoint(tx, cp.schema, cp.migration, &progress)
+        .await
+        .map_err(into_db)
 }
 
 /// A state-store failure inside a batch, carried as the database error it almost always is.
@@ -217,19 +464,6 @@ pub async fn triggers_can_be_skipped(client: &Client, b: &Backfill) -> bool {
     row.map(|r| r.get::<_, bool>(0)).unwrap_or(false)
 }
 
-/// The planner's row estimate (reltuples), for progress and ETA; None when never analysed.
-async fn estimate_rows(client: &Client, table: &str) -> Option<u64> {
-    let row = client
-        .query_opt(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = $1::text::regclass",
-            &[&table],
-        )
-        .await
-        .ok()??;
-    let n: i64 = row.get(0);
-    (n >= 0).then_some(n as u64)
-}
-
 async fn wait_while_paused(
     client: &Client,
     b: &Backfill,
@@ -292,38 +526,19 @@ enum Batch {
     Last(u64),
 }
 
-/// One batch in its own transaction, with its checkpoint. The sync trigger stands aside (its
-/// WHEN clause sees the backfill marker): the batch computes `up` itself and marks its rows.
-/// What stays the same across one table's batches.
-struct Run<'a> {
-    b: &'a Backfill,
-    lock_timeout: Duration,
-    checkpoints: Option<&'a Checkpoints<'a>>,
-    estimate: Option<u64>,
-    skip_triggers: bool,
-}
-
-async fn batch(
+/// One batch of the key-range pass in its own transaction, with its checkpoint. The sync
+/// trigger stands aside (its WHEN clause sees the backfill marker): the batch computes `up`
+/// itself and marks its rows.
+async fn key_batch(
     client: &mut Client,
     run: &Run<'_>,
     last: Option<&[String]>,
     size: i64,
-    done_before: u64,
+    pass: Option<BlockPass>,
 ) -> Result<Batch, Failure> {
-    let (b, lock_timeout, checkpoints, estimate) =
-        (run.b, run.lock_timeout, run.checkpoints, run.estimate);
+    let b = run.b;
     let tx = client.transaction().await?;
-    tx.batch_execute(&format!(
-        "SET LOCAL lock_timeout = {}; SET LOCAL tandem.version = {}{}",
-        quote_literal(&format!("{}ms", lock_timeout.as_millis())),
-        quote_literal(BACKFILL_MARKER),
-        if run.skip_triggers {
-            "; SET LOCAL session_replication_role = replica"
-        } else {
-            ""
-        }
-    ))
-    .await?;
+    begin_batch(&tx, run).await?;
     let lower: Vec<&(dyn ToSql + Sync)> = last
         .unwrap_or_default()
         .iter()
@@ -343,20 +558,8 @@ async fn batch(
     }
     let variant = usize::from(last.is_some()) + 2 * usize::from(upper.is_some());
     let rows = tx.execute(&b.update[variant], &params).await?;
-    if let Some(cp) = checkpoints {
-        let key = upper.as_deref().or(last).unwrap_or_default();
-        let total = (done_before + rows) as i64;
-        let progress = crate::state::BackfillProgress {
-            table: b.table.clone(),
-            last_key: Some(key.to_vec()),
-            rows_done: total,
-            rows_estimate: estimate.map(|e| e as i64),
-        };
-        cp.state
-            .checkpoint(&tx, cp.schema, cp.migration, &progress)
-            .await
-            .map_err(into_db)?;
-    }
+    let key = upper.as_deref().or(last).unwrap_or_default().to_vec();
+    checkpoint(&tx, run, Some(key), pass, rows).await?;
     tx.commit().await?;
     Ok(match upper {
         Some(key) => Batch::Upto(key, rows),
@@ -377,6 +580,20 @@ impl Qualified for Backfill {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_count_follows_the_time_budget() {
+        let budget = Duration::from_millis(100);
+        let fast = Duration::from_millis(10);
+        assert_eq!(next_page_count(10, fast, budget, 1000), 20);
+        assert_eq!(next_page_count(800, fast, budget, 1000), 1000);
+        assert_eq!(
+            next_page_count(10, Duration::from_millis(300), budget, 1000),
+            5
+        );
+        assert_eq!(next_page_count(1, Duration::from_secs(9), budget, 1000), 1);
+        assert_eq!(next_page_count(10, budget, budget, 1000), 10);
+    }
 
     #[test]
     fn batch_size_follows_the_time_budget() {

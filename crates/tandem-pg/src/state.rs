@@ -26,7 +26,7 @@ pub const HISTORY_TABLE: &str = "refinery_schema_history";
 
 /// The newest layout version this build knows about. A store whose history stops earlier is
 /// reported as not initialized, so `tandem init` is the single way to bring it up to date.
-const LATEST_LAYOUT_VERSION: i32 = 2;
+const LATEST_LAYOUT_VERSION: i32 = 3;
 
 /// Where tandem keeps its state, named by the state schema.
 #[derive(Debug, Clone)]
@@ -204,6 +204,23 @@ pub struct BackfillProgress {
     pub last_key: Option<Vec<String>>,
     pub rows_done: i64,
     pub rows_estimate: Option<i64>,
+    /// The pass over the table's pages, while it runs or once it ran; `last_key` is then the
+    /// position of the key-range pass that follows it only when it could not be trusted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_pass: Option<BlockPass>,
+}
+
+/// The backfill's main pass: pages `[0, end)` of one physical file of the table, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BlockPass {
+    /// The first page not done yet.
+    pub next: i64,
+    /// The table's size in pages when the pass began: every row the sync trigger has not
+    /// marked lies before it.
+    pub end: i64,
+    /// The file the pages belong to; a rewrite (VACUUM FULL, CLUSTER) gives the table a new
+    /// one, and the pass's page numbers mean nothing there.
+    pub filenode: i64,
 }
 
 impl StateStore {
@@ -273,7 +290,11 @@ impl StateStore {
         );
         let v2 = refinery::Migration::unapplied("V2__progress", &v2)
             .map_err(|e| StateError::Refinery(e.to_string()))?;
-        Ok(vec![v1, v2])
+        // Where the backfill's pass over the table's pages stands (see `BlockPass`).
+        let v3 = format!("ALTER TABLE {progress} ADD COLUMN block_pass jsonb;");
+        let v3 = refinery::Migration::unapplied("V3__block_pass", &v3)
+            .map_err(|e| StateError::Refinery(e.to_string()))?;
+        Ok(vec![v1, v2, v3])
     }
 
     /// Creates the state schema and brings its layout up to date. Idempotent, and safe when
@@ -661,18 +682,20 @@ impl StateStore {
         progress: &BackfillProgress,
     ) -> Result<(), StateError> {
         let key = serde_json::to_value(&progress.last_key).unwrap_or_default();
+        let blocks = serde_json::to_value(progress.block_pass).unwrap_or_default();
         let (table, rows_done, rows_estimate) =
             (&progress.table, progress.rows_done, progress.rows_estimate);
         tx.execute(
             &format!(
-                "INSERT INTO {} (schema, migration, table_name, last_key, rows_done, rows_estimate, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, now()) \
+                "INSERT INTO {} (schema, migration, table_name, last_key, rows_done, rows_estimate, block_pass, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, now()) \
                  ON CONFLICT (schema, migration, table_name) DO UPDATE \
                  SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, \
-                     rows_estimate = COALESCE(EXCLUDED.rows_estimate, {0}.rows_estimate), updated_at = now()",
+                     rows_estimate = COALESCE(EXCLUDED.rows_estimate, {0}.rows_estimate), \
+                     block_pass = EXCLUDED.block_pass, updated_at = now()",
                 self.table("backfill_progress")
             ),
-            &[&schema, &migration, &table, &key, &rows_done, &rows_estimate],
+            &[&schema, &migration, &table, &key, &rows_done, &rows_estimate, &blocks],
         )
         .await
         .map_err(|e| self.db_error(e))?;
@@ -688,7 +711,7 @@ impl StateStore {
         let rows = client
             .query(
                 &format!(
-                    "SELECT table_name, last_key, rows_done, rows_estimate FROM {} \
+                    "SELECT table_name, last_key, rows_done, rows_estimate, block_pass FROM {} \
                      WHERE schema = $1 AND migration = $2 ORDER BY table_name",
                     self.table("backfill_progress")
                 ),
@@ -699,11 +722,13 @@ impl StateStore {
         rows.iter()
             .map(|r| {
                 let key: Option<serde_json::Value> = r.try_get(1)?;
+                let blocks: Option<serde_json::Value> = r.try_get(4)?;
                 Ok(BackfillProgress {
                     table: r.try_get(0)?,
                     last_key: key.and_then(|k| serde_json::from_value(k).ok()),
                     rows_done: r.try_get(2)?,
                     rows_estimate: r.try_get(3)?,
+                    block_pass: blocks.and_then(|b| serde_json::from_value(b).ok()),
                 })
             })
             .collect()
@@ -947,7 +972,7 @@ mod tests {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(applied, 2, "the two layout versions, each applied once");
+        assert_eq!(applied, 3, "the three layout versions, each applied once");
     }
 
     #[tokio::test]
@@ -1031,7 +1056,7 @@ mod tests {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(history, 2);
+        assert_eq!(history, 3);
 
         start(&store, &client, "Public Schema", "01 First").await;
         complete(&store, &client, "Public Schema", "01 First").await;
