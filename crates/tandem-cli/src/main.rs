@@ -143,6 +143,7 @@ fn options(global: &Global) -> Options {
                 delay: global.backfill_delay,
                 max_replication_lag: global.max_replication_lag,
                 skip_triggers_when_safe: !global.backfill_fire_triggers,
+                by_pages: true,
             },
         },
     }

@@ -52,23 +52,33 @@ async fn single_update(client: &Client, rows: i64) -> Duration {
     started.elapsed()
 }
 
+/// How tandem's backfill runs in one measurement.
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    /// The defaults.
+    Defaults,
+    /// Triggers kept firing, as for a role that may not set session_replication_role.
+    TriggersFired,
+    /// Batches over key ranges only, as before the page pass (and for partitioned tables).
+    KeyRanges,
+}
+
 /// tandem's backfill of the same column; returns its duration and the longest batch.
-/// `fire_triggers` keeps the triggers firing, as for a role that may not set
-/// session_replication_role.
 async fn tandem_backfill(
     url: &str,
     client: &Client,
     rows: i64,
-    fire_triggers: bool,
+    variant: Variant,
 ) -> (Duration, Duration) {
-    let table = if fire_triggers {
-        "items_fired"
-    } else {
-        "items"
+    let table = match variant {
+        Variant::Defaults => "items",
+        Variant::TriggersFired => "items_fired",
+        Variant::KeyRanges => "items_keys",
     };
     fill(client, table, rows).await;
     let mut exec = ExecOptions::default();
-    exec.backfill.skip_triggers_when_safe = !fire_triggers;
+    exec.backfill.skip_triggers_when_safe = variant != Variant::TriggersFired;
+    exec.backfill.by_pages = variant != Variant::KeyRanges;
     // Knobs for exploring; the reported figures use the defaults.
     if let Some(ms) = std::env::var("TANDEM_BENCH_BATCH_TIME_MS")
         .ok()
@@ -125,6 +135,15 @@ async fn tandem_backfill(
     session.complete(&observer).await.expect("complete");
     let measured = *measured.lock().unwrap();
     measured.expect("the backfill ran")
+}
+
+/// One repeat's measurements.
+struct Run {
+    baseline: Duration,
+    tandem: Duration,
+    fired: Duration,
+    keys: Duration,
+    longest: Duration,
 }
 
 /// Runs per size (`TANDEM_BENCH_REPEATS`, default 3); medians are reported.
@@ -224,8 +243,16 @@ fn main() {
         .unwrap();
     println!("backfill throughput: tandem's batched backfill vs one UPDATE of the whole table");
     println!(
-        "{:>10}  {:>10}  {:>10}  {:>7}  {:>16}  {:>7}  {:>13}",
-        "rows", "UPDATE", "tandem", "ratio", "triggers fired", "ratio", "longest batch"
+        "{:>10}  {:>10}  {:>10}  {:>7}  {:>16}  {:>7}  {:>10}  {:>7}  {:>13}",
+        "rows",
+        "UPDATE",
+        "tandem",
+        "ratio",
+        "triggers fired",
+        "ratio",
+        "key ranges",
+        "ratio",
+        "longest batch"
     );
     for rows in sizes.iter().copied() {
         runtime.block_on(async {
@@ -237,42 +264,66 @@ fn main() {
                 let url = cluster.create_database(&db).await.expect("database");
                 let client = connect(&url).await;
                 let baseline = single_update(&client, rows).await;
-                let (tandem, longest) = tandem_backfill(&url, &client, rows, false).await;
-                let (fired, longest_fired) = tandem_backfill(&url, &client, rows, true).await;
+                // The order rotates, so that no variant always runs right after the UPDATE.
+                let mut order = [Variant::Defaults, Variant::TriggersFired, Variant::KeyRanges];
+                order.rotate_left(run % 3);
+                let mut measured = Vec::new();
+                for variant in order {
+                    measured.push((variant, tandem_backfill(&url, &client, rows, variant).await));
+                }
+                let of = |v: Variant| measured.iter().find(|m| m.0 == v).expect("measured").1;
+                let ((tandem, longest), (fired, longest_fired), (keys, _)) = (
+                    of(Variant::Defaults),
+                    of(Variant::TriggersFired),
+                    of(Variant::KeyRanges),
+                );
                 eprintln!(
-                    "  {rows} rows, run {run}: UPDATE {:.0} ms, tandem {:.0} ms, triggers fired {:.0} ms",
+                    "  {rows} rows, run {run}: UPDATE {:.0} ms, tandem {:.0} ms, triggers fired {:.0} ms, key ranges {:.0} ms",
                     baseline.as_secs_f64() * 1000.0,
                     tandem.as_secs_f64() * 1000.0,
-                    fired.as_secs_f64() * 1000.0
+                    fired.as_secs_f64() * 1000.0,
+                    keys.as_secs_f64() * 1000.0
                 );
-                runs.push((baseline, tandem, fired, longest.max(longest_fired)));
+                runs.push(Run {
+                    baseline,
+                    tandem,
+                    fired,
+                    keys,
+                    longest: longest.max(longest_fired),
+                });
             }
-            let ratio = |pick: fn(&(Duration, Duration, Duration, Duration)) -> Duration| {
+            let ratio = |pick: fn(&Run) -> Duration| {
                 let mut ratios: Vec<(f64, Duration)> = runs
                     .iter()
-                    .map(|r| (r.0.as_secs_f64() / pick(r).as_secs_f64().max(1e-9), pick(r)))
+                    .map(|r| {
+                        let d = pick(r);
+                        (r.baseline.as_secs_f64() / d.as_secs_f64().max(1e-9), d)
+                    })
                     .collect();
                 ratios.sort_by(|a, b| a.0.total_cmp(&b.0));
                 ratios[ratios.len() / 2]
             };
-            let (skip_ratio, tandem) = ratio(|r| r.1);
-            let (fired_ratio, fired) = ratio(|r| r.2);
-            let mut baselines: Vec<Duration> = runs.iter().map(|r| r.0).collect();
+            let (skip_ratio, tandem) = ratio(|r| r.tandem);
+            let (fired_ratio, fired) = ratio(|r| r.fired);
+            let (keys_ratio, keys) = ratio(|r| r.keys);
+            let mut baselines: Vec<Duration> = runs.iter().map(|r| r.baseline).collect();
             baselines.sort();
-            let longest = runs.iter().map(|r| r.3).max().unwrap_or_default();
+            let longest = runs.iter().map(|r| r.longest).max().unwrap_or_default();
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             println!(
-                "{rows:>10}  {:>8.0}ms  {:>8.0}ms  {skip_ratio:>6.2}x  {:>14.0}ms  {fired_ratio:>6.2}x  {:>11.1}ms",
+                "{rows:>10}  {:>8.0}ms  {:>8.0}ms  {skip_ratio:>6.2}x  {:>14.0}ms  {fired_ratio:>6.2}x  {:>8.0}ms  {keys_ratio:>6.2}x  {:>11.1}ms",
                 ms(baselines[baselines.len() / 2]),
                 ms(tandem),
                 ms(fired),
+                ms(keys),
                 ms(longest)
             );
         });
     }
     println!("ratio = UPDATE time / backfill time, median of {} runs (target >= 0.85). tandem: the defaults, which skip", repeats());
     println!("triggers (session_replication_role = replica) when the role may and nothing but tandem's trigger is on the table;");
-    println!("triggers fired: the same backfill for a role that may not. longest batch = the longest any row lock was held.");
+    println!("triggers fired: the same backfill for a role that may not. key ranges: the defaults, but batches over primary-key");
+    println!("ranges instead of pages (the fallback pass). longest batch = the longest any row lock was held.");
     println!();
     println!("longest ACCESS EXCLUSIVE hold (add NOT NULL column + type change + rename)");
     println!("{:>10}  {:>12}  {:>12}", "rows", "start", "complete");

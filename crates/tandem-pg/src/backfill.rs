@@ -27,6 +27,9 @@ pub struct BackfillOptions {
     /// Run batches with `session_replication_role = replica` when that changes nothing but
     /// speed (see [`triggers_can_be_skipped`]).
     pub skip_triggers_when_safe: bool,
+    /// Take the table's pages in order (the main pass); false goes by key ranges only, which
+    /// the benchmark uses as a comparison.
+    pub by_pages: bool,
 }
 
 impl Default for BackfillOptions {
@@ -37,6 +40,7 @@ impl Default for BackfillOptions {
             delay: Duration::ZERO,
             max_replication_lag: None,
             skip_triggers_when_safe: true,
+            by_pages: true,
         }
     }
 }
@@ -95,7 +99,7 @@ pub async fn run(
     let mut pass = match resumed.block_pass {
         Some(pass) => Some(pass),
         None if in_key_pass => None,
-        None => pages.single_file.then_some(BlockPass {
+        None => (options.by_pages && pages.single_file).then_some(BlockPass {
             next: 0,
             end: pages.count,
             filenode: pages.filenode,
