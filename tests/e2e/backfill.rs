@@ -55,6 +55,17 @@ async fn rows_done(c: &Client) -> i64 {
     .unwrap_or(0)
 }
 
+/// Rows whose `w` is not `id * 2`, which DOUBLE gives every row of `table_with_rows`.
+async fn rows_not_id_doubled(c: &Client) -> i64 {
+    c.query_one(
+        "SELECT count(*) FROM public.items WHERE w IS DISTINCT FROM id * 2",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -127,15 +138,7 @@ async fn a_killed_backfill_resumes_from_its_checkpoint() {
         "resumed after the checkpoint: {total} rows counted for {rows}"
     );
     db.tandem_ok(&["complete"]);
-    let wrong: i64 = c
-        .query_one(
-            "SELECT count(*) FROM public.items WHERE w IS DISTINCT FROM id * 2",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(wrong, 0);
+    assert_eq!(rows_not_id_doubled(&c).await, 0);
 }
 
 #[tokio::test]
@@ -157,15 +160,7 @@ async fn complete_finishes_an_interrupted_backfill_first() {
     wait_until("some batches", || async { rows_done(&c).await >= 2_000 }).await;
     killed(&mut child, &c).await;
     db.tandem_ok(&["complete"]);
-    let wrong: i64 = c
-        .query_one(
-            "SELECT count(*) FROM public.items WHERE w IS DISTINCT FROM id * 2",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(wrong, 0);
+    assert_eq!(rows_not_id_doubled(&c).await, 0);
 }
 
 #[tokio::test]
@@ -298,15 +293,7 @@ async fn a_table_rewritten_during_the_backfill_is_finished_by_key_ranges() {
     assert!(exit.success());
     assert!(schema_exists(&c, "public_02_double").await);
     assert_eq!(rows_done(&c).await, rows, "every row once, none twice");
-    let wrong: i64 = c
-        .query_one(
-            "SELECT count(*) FROM public.items WHERE w IS DISTINCT FROM id * 2",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(wrong, 0);
+    assert_eq!(rows_not_id_doubled(&c).await, 0);
 }
 
 #[tokio::test]
