@@ -33,9 +33,12 @@ const DOUBLE: &str = r#"{"operations": [{"add_column": {"table": "items", "up": 
     "column": {"name": "w", "type": "bigint"}}},
     {"drop_column": {"table": "items", "column": "v", "down": "w - 1"}}]}"#;
 
-fn spawn_start(db: &TestDb, file: &std::path::Path, extra: &[&str]) -> Child {
+/// `tandem start` in the background with fixed-size batches (a 10 s budget never resizes
+/// them) and a delay between them, so that a test can act while the backfill runs.
+fn spawn_start(db: &TestDb, file: &std::path::Path, batch_size: &str, delay: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(extra)
+        .args(["--backfill-batch-size", batch_size])
+        .args(["--backfill-batch-time", "10s", "--backfill-delay", delay])
         .args(["start", file.to_str().unwrap()])
         .env("TANDEM_PG_URL", &db.url)
         .stdout(Stdio::null())
@@ -98,18 +101,7 @@ async fn a_killed_backfill_resumes_from_its_checkpoint() {
     let rows = 200_000;
     let (db, c) = table_with_rows(rows).await;
     let file = migration_file("02_double.json", DOUBLE);
-    let mut child = spawn_start(
-        &db,
-        &file,
-        &[
-            "--backfill-batch-size",
-            "1000",
-            "--backfill-batch-time",
-            "10s",
-            "--backfill-delay",
-            "5ms",
-        ],
-    );
+    let mut child = spawn_start(&db, &file, "1000", "5ms");
     wait_until("some batches", || async { rows_done(&c).await >= 20_000 }).await;
     killed(&mut child, &c).await;
     let at_kill = rows_done(&c).await;
@@ -145,18 +137,7 @@ async fn a_killed_backfill_resumes_from_its_checkpoint() {
 async fn complete_finishes_an_interrupted_backfill_first() {
     let (db, c) = table_with_rows(50_000).await;
     let file = migration_file("02_double.json", DOUBLE);
-    let mut child = spawn_start(
-        &db,
-        &file,
-        &[
-            "--backfill-batch-size",
-            "500",
-            "--backfill-batch-time",
-            "10s",
-            "--backfill-delay",
-            "5ms",
-        ],
-    );
+    let mut child = spawn_start(&db, &file, "500", "5ms");
     wait_until("some batches", || async { rows_done(&c).await >= 2_000 }).await;
     killed(&mut child, &c).await;
     db.tandem_ok(&["complete"]);
@@ -167,18 +148,7 @@ async fn complete_finishes_an_interrupted_backfill_first() {
 async fn pause_stops_the_backfill_and_resume_continues_it() {
     let (db, c) = table_with_rows(50_000).await;
     let file = migration_file("02_double.json", DOUBLE);
-    let mut child = spawn_start(
-        &db,
-        &file,
-        &[
-            "--backfill-batch-size",
-            "500",
-            "--backfill-batch-time",
-            "10s",
-            "--backfill-delay",
-            "10ms",
-        ],
-    );
+    let mut child = spawn_start(&db, &file, "500", "10ms");
     wait_until("the first batches", || async {
         rows_done(&c).await >= 1_000
     })
@@ -206,18 +176,7 @@ async fn writes_of_both_versions_during_the_backfill_are_never_lost() {
     let rows = 100_000;
     let (db, c) = table_with_rows(rows).await;
     let file = migration_file("02_double.json", DOUBLE);
-    let mut child = spawn_start(
-        &db,
-        &file,
-        &[
-            "--backfill-batch-size",
-            "1000",
-            "--backfill-batch-time",
-            "10s",
-            "--backfill-delay",
-            "2ms",
-        ],
-    );
+    let mut child = spawn_start(&db, &file, "1000", "2ms");
     wait_until("the backfill to begin", || async {
         rows_done(&c).await > 0
     })
@@ -272,18 +231,7 @@ async fn a_table_rewritten_during_the_backfill_is_finished_by_key_ranges() {
     let rows = 50_000;
     let (db, c) = table_with_rows(rows).await;
     let file = migration_file("02_double.json", DOUBLE);
-    let mut child = spawn_start(
-        &db,
-        &file,
-        &[
-            "--backfill-batch-size",
-            "500",
-            "--backfill-batch-time",
-            "10s",
-            "--backfill-delay",
-            "20ms",
-        ],
-    );
+    let mut child = spawn_start(&db, &file, "500", "20ms");
     wait_until("some batches", || async { rows_done(&c).await >= 5_000 }).await;
     c.batch_execute("VACUUM FULL public.items").await.unwrap();
     assert!(rows_done(&c).await < rows, "rewritten mid-way");
