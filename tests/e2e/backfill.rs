@@ -36,7 +36,18 @@ const DOUBLE: &str = r#"{"operations": [{"add_column": {"table": "items", "up": 
 /// `tandem start` in the background with fixed-size batches (a 10 s budget never resizes
 /// them) and a delay between them, so that a test can act while the backfill runs.
 fn spawn_start(db: &TestDb, file: &std::path::Path, batch_size: &str, delay: &str) -> Child {
+    spawn_start_with(db, file, batch_size, delay, &[])
+}
+
+fn spawn_start_with(
+    db: &TestDb,
+    file: &std::path::Path,
+    batch_size: &str,
+    delay: &str,
+    extra: &[&str],
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(extra)
         .args(["--backfill-batch-size", batch_size])
         .args(["--backfill-batch-time", "10s", "--backfill-delay", delay])
         .args(["start", file.to_str().unwrap()])
@@ -129,6 +140,40 @@ async fn a_killed_backfill_resumes_from_its_checkpoint() {
         total >= rows && total <= rows + 1000,
         "resumed after the checkpoint: {total} rows counted for {rows}"
     );
+    db.tandem_ok(&["complete"]);
+    assert_eq!(rows_not_id_doubled(&c).await, 0);
+}
+
+/// Four workers share the pages; killed, the backfill resumes on three from a checkpoint that
+/// never passes a range some worker had not committed, and counts every row exactly once.
+#[tokio::test]
+async fn a_backfill_on_several_connections_resumes_with_every_row_counted_once() {
+    let rows = 100_000;
+    let (db, c) = table_with_rows(rows).await;
+    let file = migration_file("02_double.json", DOUBLE);
+    let mut child = spawn_start_with(&db, &file, "500", "5ms", &["--backfill-workers", "4"]);
+    wait_until("some batches", || async { rows_done(&c).await >= 10_000 }).await;
+    let writers: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tandem' AND datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(writers, 4, "one connection per worker");
+    killed(&mut child, &c).await;
+    assert!(rows_done(&c).await < rows, "killed mid-way");
+
+    let out = db.tandem(&["--backfill-workers", "3", "backfill", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(backfill_done(&out.stderr)["workers"], 3);
+    assert_eq!(rows_done(&c).await, rows, "every row counted once");
+    assert_eq!(rows_not_id_doubled(&c).await, 0);
     db.tandem_ok(&["complete"]);
     assert_eq!(rows_not_id_doubled(&c).await, 0);
 }

@@ -49,6 +49,10 @@ pub struct Global {
     /// A pause between backfill batches, to leave room for the application.
     #[arg(long, global = true, default_value = "0ms", value_parser = parse_duration)]
     pub backfill_delay: Duration,
+    /// Connections the backfill updates a table's pages on at once (1 is gentlest; each
+    /// worker's batches still hold their row locks for about --backfill-batch-time).
+    #[arg(long, global = true, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub backfill_workers: u16,
     /// Pause the backfill while any replica replays more than this far behind (e.g. 10s).
     #[arg(long, global = true, value_parser = parse_duration)]
     pub max_replication_lag: Option<Duration>,

@@ -258,7 +258,9 @@ fn observer(steps: &AtomicUsize) -> impl Fn(Event) + Send + Sync + '_ {
         Event::BackfillProgress { table, rows, .. } => {
             println!("    backfilled {rows} rows of \"{table}\"");
         }
-        Event::LockRetry { .. } | Event::BackfillWaiting { .. } => render::progress(false)(event),
+        Event::LockRetry { .. } | Event::BackfillWaiting { .. } | Event::BackfillNotice { .. } => {
+            render::progress(false)(event)
+        }
         Event::StepDone { .. } | Event::BackfillDone { .. } => {}
     }
 }

@@ -144,6 +144,7 @@ fn options(global: &Global) -> Options {
                 max_replication_lag: global.max_replication_lag,
                 skip_triggers_when_safe: !global.backfill_fire_triggers,
                 by_pages: true,
+                workers: usize::from(global.backfill_workers),
             },
         },
     }

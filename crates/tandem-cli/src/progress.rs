@@ -49,6 +49,9 @@ impl Progress {
                 &state,
                 &format!("    backfill of \"{table}\" waits: {reason}"),
             ),
+            Event::BackfillNotice { table, message } => {
+                say(&state, &format!("    backfill of \"{table}\": {message}"))
+            }
             other => {
                 if let Some(bar) = state.bar.take() {
                     bar.finish_and_clear();

@@ -175,6 +175,7 @@ mod tests {
             took: Duration::from_millis(900),
             longest_batch: Duration::from_millis(40),
             triggers_skipped: true,
+            workers: 2,
         });
         r.begin("01_a", Phase::Complete);
         r.record(&done("rename column", Lock::AccessExclusive, 7));

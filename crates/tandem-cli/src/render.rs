@@ -21,11 +21,13 @@ pub fn event_text(event: &Event) -> String {
             format!("    {}", crate::progress::describe(table, *rows, *estimate, 0.0, *batch_size))
         }
                 Event::BackfillWaiting { table, reason } => format!("    backfill of \"{table}\" waits: {reason}"),
+                Event::BackfillNotice { table, message } => format!("    backfill of \"{table}\": {message}"),
                 Event::StepDone { description, held, .. } => format!("    done in {} ms: {description}", held.as_millis()),
-        Event::BackfillDone { table, rows, took, longest_batch, .. } => format!(
-            "    backfilled {rows} rows of \"{table}\" in {} ms (longest batch {} ms)",
+        Event::BackfillDone { table, rows, took, longest_batch, workers, .. } => format!(
+            "    backfilled {rows} rows of \"{table}\" in {} ms (longest batch {} ms, {workers} worker{})",
             took.as_millis(),
-            longest_batch.as_millis()
+            longest_batch.as_millis(),
+            if *workers == 1 { "" } else { "s" }
         ),
     }
 }
@@ -61,17 +63,21 @@ pub fn event_json(event: &Event) -> serde_json::Value {
         Event::BackfillWaiting { table, reason } => {
             serde_json::json!({"event": "backfill_waiting", "table": table, "reason": reason})
         }
+        Event::BackfillNotice { table, message } => {
+            serde_json::json!({"event": "backfill_notice", "table": table, "message": message})
+        }
         Event::BackfillDone {
             table,
             rows,
             took,
             longest_batch,
             triggers_skipped,
+            workers,
         } => serde_json::json!({
             "event": "backfill_done", "table": table, "rows": rows,
             "took_ms": took.as_secs_f64() * 1000.0,
             "longest_batch_ms": longest_batch.as_secs_f64() * 1000.0,
-            "triggers_skipped": triggers_skipped}),
+            "triggers_skipped": triggers_skipped, "workers": workers}),
     }
 }
 

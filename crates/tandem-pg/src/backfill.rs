@@ -3,13 +3,15 @@
 //! so a killed backfill resumes where it stopped. Honours the pause switch and replica lag
 //! between batches, and sizes batches to a time budget.
 
+use std::fmt;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tandem_core::ident::{qualified, quote_literal};
 use tandem_core::plan::Backfill;
 use tandem_core::sync::BACKFILL_MARKER;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, NoTls};
 
 use crate::executor::{is_lock_timeout, Event, ExecError};
 use crate::state::{BlockPass, StateStore};
@@ -30,6 +32,9 @@ pub struct BackfillOptions {
     /// Take the table's pages in order (the main pass); false goes by key ranges only, which
     /// the benchmark uses as a comparison.
     pub by_pages: bool,
+    /// Connections the page pass runs batches on at once. One UPDATE runs on one backend, and
+    /// on one core; two finish a large table in about 60% of one's time (`just bench`).
+    pub workers: usize,
 }
 
 impl Default for BackfillOptions {
@@ -41,6 +46,7 @@ impl Default for BackfillOptions {
             max_replication_lag: None,
             skip_triggers_when_safe: true,
             by_pages: true,
+            workers: 2,
         }
     }
 }
@@ -55,20 +61,55 @@ pub struct Checkpoints<'a> {
     pub migration: &'a str,
 }
 
+/// Opens more connections set up like the session's own (search path, role), for the page
+/// pass's extra workers.
+#[derive(Clone)]
+pub struct Connector {
+    url: String,
+    setup: String,
+}
+
+impl Connector {
+    pub fn new(url: impl Into<String>, setup: impl Into<String>) -> Self {
+        Connector {
+            url: url.into(),
+            setup: setup.into(),
+        }
+    }
+
+    async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client.batch_execute(&self.setup).await?;
+        Ok(client)
+    }
+}
+
+impl fmt::Debug for Connector {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector").finish_non_exhaustive()
+    }
+}
+
 /// Backfills `b`, resuming after its checkpoint. Returns the rows done in all.
 ///
-/// The main pass walks the table's pages in order, as one full-table UPDATE would. Every row
-/// the sync trigger has not marked lies in the pages that existed when the pass began (any
-/// later write went through the trigger), and plain writes and VACUUM never move a row out
-/// of its file; only a rewrite (VACUUM FULL, CLUSTER) does, and it gives the table a new
-/// file. So when the file is the same at the end, the pass reached every row. Otherwise, or
-/// for a table whose rows live in several files (partitioned or inherited), batches over key
-/// ranges finish the rest.
+/// The main pass walks the table's pages in order, as one full-table UPDATE would, with
+/// `options.workers` connections taking the next free range of pages each (more connections
+/// from `connector`). Every row the sync trigger has not marked lies in the pages that existed
+/// when the pass began (any later write went through the trigger), and plain writes and
+/// VACUUM never move a row out of its file; only a rewrite (VACUUM FULL, CLUSTER) does, and
+/// it gives the table a new file. So when the file is the same at the end, the pass reached
+/// every row. Otherwise, or for a table whose rows live in several files (partitioned or
+/// inherited), batches over key ranges finish the rest, on one connection.
 pub async fn run(
     client: &mut Client,
     b: &Backfill,
     options: &BackfillOptions,
     lock_timeout: Duration,
+    connector: Option<&Connector>,
     checkpoints: Option<&Checkpoints<'_>>,
     observer: &(dyn Fn(Event) + Send + Sync),
 ) -> Result<u64, ExecError> {
@@ -83,7 +124,7 @@ pub async fn run(
     let resumed = resume_point(client, b, checkpoints).await.map_err(failed)?;
     let began = Instant::now();
     let pages = pages(client, b).await.map_err(failed)?;
-    let mut run = Run {
+    let run = Run {
         b,
         options,
         lock_timeout,
@@ -91,8 +132,10 @@ pub async fn run(
         estimate: pages.rows_estimate,
         skip_triggers: options.skip_triggers_when_safe && triggers_can_be_skipped(client, b).await,
         observer,
-        done: resumed.rows_done,
-        longest_batch: Duration::ZERO,
+        tally: Mutex::new(Tally {
+            done: resumed.rows_done,
+            longest_batch: Duration::ZERO,
+        }),
     };
     // A checkpoint with a key is the key-range pass's: the page pass is behind it.
     let in_key_pass = resumed.last_key.is_some();
@@ -106,34 +149,69 @@ pub async fn run(
         }),
     };
     let mut reached_every_row = false;
+    let mut workers = 1;
     if let (false, Some(p)) = (in_key_pass, pass.as_mut()) {
         if p.filenode == pages.filenode {
-            block_pass(client, &mut run, p, pages.rows_per_page)
+            // No more workers than there are first batches to give them.
+            let (first, _) = page_counts(options, pages.rows_per_page);
+            let left = (p.end - p.next).max(0);
+            let useful = usize::try_from((left + first - 1) / first).unwrap_or(1);
+            let mut extra = more_workers(connector, options.workers.min(useful), &run).await;
+            workers += extra.len();
+            block_pass(client, &mut extra, &run, p, pages.rows_per_page)
                 .await
                 .map_err(failed)?;
             reached_every_row = current_filenode(client, b).await.map_err(failed)? == p.filenode;
         }
         if !reached_every_row {
-            observer(Event::BackfillWaiting {
+            observer(Event::BackfillNotice {
                 table: b.table.clone(),
-                reason: "the table was rewritten during the backfill; finishing by key ranges"
+                message: "the table was rewritten during the backfill; finishing by key ranges"
                     .into(),
             });
         }
     }
     if !reached_every_row {
-        key_pass(client, &mut run, resumed.last_key, pass)
+        key_pass(client, &run, resumed.last_key, pass)
             .await
             .map_err(failed)?;
     }
+    let tally = run.tally.into_inner().unwrap_or_else(|e| e.into_inner());
     observer(Event::BackfillDone {
         table: b.table.clone(),
-        rows: run.done - resumed.rows_done,
+        rows: tally.done - resumed.rows_done,
         took: began.elapsed(),
-        longest_batch: run.longest_batch,
+        longest_batch: tally.longest_batch,
         triggers_skipped: run.skip_triggers,
+        workers,
     });
-    Ok(run.done)
+    Ok(tally.done)
+}
+
+/// Connections for the page pass's workers beyond the first. A connection that cannot be
+/// had (max_connections, say) only makes the backfill slower, so it goes on without it.
+async fn more_workers(connector: Option<&Connector>, workers: usize, run: &Run<'_>) -> Vec<Client> {
+    let Some(connector) = connector else {
+        return Vec::new();
+    };
+    let mut clients = Vec::new();
+    while clients.len() + 1 < workers {
+        match connector.connect().await {
+            Ok(client) => clients.push(client),
+            Err(e) => {
+                (run.observer)(Event::BackfillNotice {
+                    table: run.b.table.clone(),
+                    message: format!(
+                        "could not open another connection ({}); going on with {} worker(s)",
+                        crate::executor::db_message(&e),
+                        clients.len() + 1
+                    ),
+                });
+                break;
+            }
+        }
+    }
+    clients
 }
 
 /// What stays the same across one table's batches, and what they add up to.
@@ -145,6 +223,11 @@ struct Run<'a> {
     estimate: Option<u64>,
     skip_triggers: bool,
     observer: &'a (dyn Fn(Event) + Send + Sync),
+    /// Shared by the workers; never held across an await.
+    tally: Mutex<Tally>,
+}
+
+struct Tally {
     /// Rows done so far, counting those of earlier, interrupted runs.
     done: u64,
     longest_batch: Duration,
@@ -158,12 +241,16 @@ impl Run<'_> {
     }
 
     /// Counts a finished batch and tells the observer.
-    fn after_batch(&mut self, rows: u64, took: Duration) {
-        self.done += rows;
-        self.longest_batch = self.longest_batch.max(took);
+    fn after_batch(&self, rows: u64, took: Duration) {
+        let done = {
+            let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+            tally.done += rows;
+            tally.longest_batch = tally.longest_batch.max(took);
+            tally.done
+        };
         (self.observer)(Event::BackfillProgress {
             table: self.b.table.clone(),
-            rows: self.done,
+            rows: done,
             estimate: self.estimate,
             batch_size: rows as i64,
         });
@@ -176,53 +263,134 @@ impl Run<'_> {
     }
 }
 
-/// Batches over pages `[pass.next, pass.end)`, each sized to the time budget.
+/// The page pass's ranges, handed out to workers in order.
+#[derive(Debug)]
+struct Cursor {
+    /// The first page not handed out.
+    next: i64,
+    end: i64,
+    /// First pages of the ranges handed out whose batches have not committed.
+    in_flight: Vec<i64>,
+}
+
+impl Cursor {
+    fn new(pass: &BlockPass) -> Self {
+        Cursor {
+            next: pass.next,
+            end: pass.end,
+            in_flight: Vec::new(),
+        }
+    }
+
+    /// The next `pages` pages (fewer at the end), or None when all are handed out.
+    fn claim(&mut self, pages: i64) -> Option<(i64, i64)> {
+        if self.next >= self.end {
+            return None;
+        }
+        let range = (self.next, (self.next + pages).min(self.end));
+        self.next = range.1;
+        self.in_flight.push(range.0);
+        Some(range)
+    }
+
+    /// The page before which every range is done once the batch of the range starting at
+    /// `from` commits: where a resumed pass may start.
+    fn done_below(&self, from: i64) -> i64 {
+        self.in_flight
+            .iter()
+            .copied()
+            .filter(|&start| start != from)
+            .fold(self.next, i64::min)
+    }
+
+    fn committed(&mut self, from: i64) {
+        self.in_flight.retain(|&start| start != from);
+    }
+}
+
+/// Batches over pages `[pass.next, pass.end)`, each sized to the time budget, on `client`
+/// and each of `extra` at once.
 async fn block_pass(
     client: &mut Client,
-    run: &mut Run<'_>,
+    extra: &mut [Client],
+    run: &Run<'_>,
     pass: &mut BlockPass,
     rows_per_page: f64,
 ) -> Result<(), Failure> {
-    let max_pages = ((MAX_BATCH as f64 / rows_per_page) as i64).max(1);
-    let mut size = ((run.options.batch_size.clamp(MIN_BATCH, MAX_BATCH) as f64 / rows_per_page)
-        .ceil() as i64)
-        .clamp(1, max_pages);
-    while pass.next < pass.end {
-        run.before_batch(client).await?;
-        let started = Instant::now();
-        let upto = (pass.next + size).min(pass.end);
-        let rows = match pages_batch(client, run, pass, upto).await {
-            Ok(rows) => rows,
-            Err(Failure::Db(e)) if is_lock_timeout(&e) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Err(e) => return Err(e),
+    let cursor = Mutex::new(Cursor::new(pass));
+    let whole = *pass;
+    let workers = std::iter::once(client)
+        .chain(extra.iter_mut())
+        .map(|c| page_worker(c, run, &cursor, whole, rows_per_page));
+    futures_util::future::try_join_all(workers).await?;
+    pass.next = pass.end;
+    Ok(())
+}
+
+/// Pages in a worker's first batch (about `batch_size` rows), and in any batch.
+fn page_counts(options: &BackfillOptions, rows_per_page: f64) -> (i64, i64) {
+    let max = ((MAX_BATCH as f64 / rows_per_page) as i64).max(1);
+    let first = (options.batch_size.clamp(MIN_BATCH, MAX_BATCH) as f64 / rows_per_page).ceil();
+    ((first as i64).clamp(1, max), max)
+}
+
+/// One worker of the page pass: takes the next free range until none is left.
+async fn page_worker(
+    client: &mut Client,
+    run: &Run<'_>,
+    cursor: &Mutex<Cursor>,
+    pass: BlockPass,
+    rows_per_page: f64,
+) -> Result<(), Failure> {
+    let lock = || cursor.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut size, max_pages) = page_counts(run.options, rows_per_page);
+    run.before_batch(client).await?;
+    loop {
+        // Its own statement: a guard in a `while let` would live through the awaits below.
+        let claimed = lock().claim(size);
+        let Some((from, upto)) = claimed else {
+            return Ok(());
         };
-        pass.next = upto;
+        let started = Instant::now();
+        let rows = loop {
+            match pages_batch(client, run, cursor, (from, upto), pass).await {
+                Ok(rows) => break rows,
+                Err(Failure::Db(e)) if is_lock_timeout(&e) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    run.before_batch(client).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        lock().committed(from);
         let took = started.elapsed();
         run.after_batch(rows, took);
         size = next_page_count(size, took, run.options.batch_time, max_pages);
         run.between_batches().await;
+        run.before_batch(client).await?;
     }
-    Ok(())
 }
 
 /// One batch of the page pass in its own transaction, with its checkpoint.
 async fn pages_batch(
     client: &mut Client,
     run: &Run<'_>,
-    pass: &BlockPass,
-    upto: i64,
+    cursor: &Mutex<Cursor>,
+    (from, upto): (i64, i64),
+    pass: BlockPass,
 ) -> Result<u64, Failure> {
     let tx = client.transaction().await?;
     begin_batch(&tx, run).await?;
-    let (from, to) = (format!("({},0)", pass.next), format!("({upto},0)"));
-    let rows = tx.execute(&run.b.update_blocks, &[&from, &to]).await?;
-    let done = BlockPass {
-        next: upto,
-        ..*pass
-    };
+    let (lower, upper) = (format!("({from},0)"), format!("({upto},0)"));
+    let rows = tx.execute(&run.b.update_blocks, &[&lower, &upper]).await?;
+    // Read after the UPDATE, so that any range committed meanwhile counts as done. Another
+    // worker's checkpoint may commit after this one with a lower position: a resumed pass
+    // then only re-reads a few ranges, whose rows are marked and skipped.
+    let next = cursor
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .done_below(from);
+    let done = BlockPass { next, ..pass };
     checkpoint(&tx, run, None, Some(done), rows).await?;
     tx.commit().await?;
     Ok(rows)
@@ -231,7 +399,7 @@ async fn pages_batch(
 /// Batches over key ranges after `last`: the rows no other pass reached.
 async fn key_pass(
     client: &mut Client,
-    run: &mut Run<'_>,
+    run: &Run<'_>,
     mut last: Option<Vec<String>>,
     pass: Option<BlockPass>,
 ) -> Result<(), Failure> {
@@ -382,7 +550,7 @@ async fn begin_batch(tx: &tokio_postgres::Transaction<'_>, run: &Run<'_>) -> Res
     Ok(())
 }
 
-/// Records the batch's position in its own transaction, so that both commit together.
+/// Records the batch's position and rows in its own transaction, so that both commit together.
 async fn checkpoint(
     tx: &tokio_postgres::Transaction<'_>,
     run: &Run<'_>,
@@ -393,15 +561,15 @@ async fn checkpoint(
     let Some(cp) = run.checkpoints else {
         return Ok(());
     };
-    let progress = crate::state::BackfillProgress {
-        table: run.b.table.clone(),
+    let batch = crate::state::Checkpoint {
+        table: &run.b.table,
         last_key,
-        rows_done: (run.done + rows) as i64,
-        rows_estimate: run.estimate.map(|e| e as i64),
         block_pass,
+        rows_added: rows as i64,
+        rows_estimate: run.estimate.map(|e| e as i64),
     };
     cp.state
-        .checkpoint(tx, cp.schema, cp.migration, &progress)
+        .checkpoint(tx, cp.schema, cp.migration, &batch)
         .await
         .map_err(into_db)
 }
@@ -584,6 +752,157 @@ impl Qualified for Backfill {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database of its own with `t(id, v, w)` and `rows` rows, the backfill's plan to set
+    /// `w = v * 2`, the URL to reach it and the database's name.
+    async fn table_to_backfill(rows: i64) -> (Client, Backfill, String, String) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let admin_url = crate::test_server::admin_url();
+        let (admin, connection) = tokio_postgres::connect(&admin_url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let name = format!(
+            "tandem_backfill_test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {}",
+                tandem_core::ident::quote_ident(&name)
+            ))
+            .await
+            .unwrap();
+        let url = format!("{admin_url} dbname={name}");
+        let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE public.t (id bigint PRIMARY KEY, v bigint, w bigint, {} boolean);
+                 INSERT INTO public.t (id, v) SELECT g, g FROM generate_series(1, {rows}) g;
+                 ANALYZE public.t",
+                tandem_core::ident::quote_ident(tandem_core::backfill::DONE_COLUMN)
+            ))
+            .await
+            .unwrap();
+        let schema = crate::introspect::read_schema(&client, "public")
+            .await
+            .unwrap();
+        let request = tandem_core::backfill::Request {
+            pointer: "/operations/0".into(),
+            assignments: vec![("w".into(), "v * 2".into())],
+        };
+        let b = tandem_core::backfill::plan("public", &schema, "t", &request).unwrap();
+        (client, b, url, name)
+    }
+
+    async fn drop_database(name: &str) {
+        let (admin, connection) = tokio_postgres::connect(&crate::test_server::admin_url(), NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE {} WITH (FORCE)",
+                tandem_core::ident::quote_ident(name)
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// Runs the backfill with `workers` and more connections from `connector` (given the
+    /// database's URL), and returns its events; checks every row.
+    async fn backfill_with(
+        workers: usize,
+        connector: impl FnOnce(&str) -> Connector,
+    ) -> Vec<Event> {
+        let (mut client, b, url, name) = table_to_backfill(20_000).await;
+        let connector = connector(&url);
+        let options = BackfillOptions {
+            workers,
+            batch_size: 500,
+            ..BackfillOptions::default()
+        };
+        let events = Mutex::new(Vec::new());
+        let observer = |e: Event| events.lock().unwrap().push(e);
+        let lock_timeout = Duration::from_millis(500);
+        let done = run(
+            &mut client,
+            &b,
+            &options,
+            lock_timeout,
+            Some(&connector),
+            None,
+            &observer,
+        )
+        .await
+        .unwrap();
+        assert_eq!(done, 20_000);
+        let wrong: i64 = client
+            .query_one(
+                "SELECT count(*) FROM public.t WHERE w IS DISTINCT FROM v * 2",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(wrong, 0);
+        drop(client);
+        drop_database(&name).await;
+        events.into_inner().unwrap()
+    }
+
+    fn workers_used(events: &[Event]) -> usize {
+        events
+            .iter()
+            .find_map(|e| match e {
+                Event::BackfillDone { workers, .. } => Some(*workers),
+                _ => None,
+            })
+            .expect("a BackfillDone event")
+    }
+
+    #[tokio::test]
+    async fn the_page_pass_runs_on_as_many_connections_as_asked() {
+        let events = backfill_with(3, |url| Connector::new(url, "SET search_path = public")).await;
+        assert_eq!(workers_used(&events), 3);
+    }
+
+    #[tokio::test]
+    async fn a_worker_connection_that_cannot_be_had_only_means_fewer_workers() {
+        let nowhere =
+            |_: &str| Connector::new("host=/nonexistent/tandem port=1 user=x dbname=x", "");
+        let events = backfill_with(3, nowhere).await;
+        assert_eq!(workers_used(&events), 1);
+        assert!(
+            events.iter().any(|e| matches!(e,
+                Event::BackfillNotice { message, .. } if message.contains("going on with 1 worker"))),
+            "the user is told: {events:?}"
+        );
+    }
+
+    #[test]
+    fn ranges_are_handed_out_in_order_and_the_checkpoint_never_passes_an_unfinished_one() {
+        let mut cursor = Cursor::new(&BlockPass {
+            next: 5,
+            end: 30,
+            filenode: 1,
+        });
+        assert_eq!(cursor.claim(10), Some((5, 15)));
+        assert_eq!(cursor.claim(10), Some((15, 25)));
+        // The second range's batch commits first: the first one is still being updated.
+        assert_eq!(cursor.done_below(15), 5);
+        cursor.committed(15);
+        assert_eq!(
+            cursor.done_below(5),
+            25,
+            "both done, nothing else handed out"
+        );
+        cursor.committed(5);
+        assert_eq!(cursor.claim(10), Some((25, 30)), "the last range is short");
+        assert_eq!(cursor.claim(10), None);
+        assert_eq!(cursor.done_below(25), 30);
+    }
 
     #[test]
     fn page_count_follows_the_time_budget() {

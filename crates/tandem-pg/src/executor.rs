@@ -58,6 +58,12 @@ pub enum Event {
         table: String,
         reason: String,
     },
+    /// Something the user should know about a backfill that goes on: it fell back to key
+    /// ranges, or runs on fewer connections than asked for.
+    BackfillNotice {
+        table: String,
+        message: String,
+    },
     /// A table's backfill finished: the rows this run updated, how long it took, and its
     /// longest batch (the longest any row lock was held).
     BackfillDone {
@@ -67,6 +73,8 @@ pub enum Event {
         longest_batch: Duration,
         /// The batches ran with session_replication_role = replica (no trigger fired).
         triggers_skipped: bool,
+        /// Connections the page pass ran batches on at once.
+        workers: usize,
     },
 }
 
@@ -127,6 +135,8 @@ pub struct Executor<'a> {
     options: ExecOptions,
     observer: &'a (dyn Fn(Event) + Send + Sync),
     tracking: Option<Tracking<'a>>,
+    /// More connections for a backfill's workers; without it a backfill runs on one.
+    connector: Option<&'a crate::backfill::Connector>,
     /// How long the last successful attempt of a chunk took: what it held its locks for.
     last_hold: Duration,
 }
@@ -168,12 +178,18 @@ impl<'a> Executor<'a> {
             options,
             observer,
             tracking: None,
+            connector: None,
             last_hold: Duration::ZERO,
         }
     }
 
     pub fn tracking(mut self, tracking: Tracking<'a>) -> Self {
         self.tracking = Some(tracking);
+        self
+    }
+
+    pub fn connector(mut self, connector: &'a crate::backfill::Connector) -> Self {
+        self.connector = Some(connector);
         self
     }
 
@@ -269,6 +285,7 @@ impl<'a> Executor<'a> {
             b,
             &self.options.backfill,
             self.options.lock_timeout,
+            self.connector,
             checkpoints.as_ref(),
             self.observer,
         )

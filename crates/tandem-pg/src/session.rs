@@ -214,6 +214,8 @@ pub struct Session {
     client: Client,
     options: Options,
     state: StateStore,
+    /// Opens connections like `client` for a backfill's extra workers.
+    connector: crate::backfill::Connector,
 }
 
 impl Session {
@@ -238,6 +240,7 @@ impl Session {
             client,
             options,
             state,
+            connector: crate::backfill::Connector::new(url, setup),
         })
     }
 
@@ -381,6 +384,7 @@ impl Session {
             offset: from,
         };
         Executor::new(&mut self.client, self.options.exec.clone(), observer)
+            .connector(&self.connector)
             .tracking(tracking)
             .run_counted(&plan.start[from.min(plan.start.len())..])
             .await
@@ -412,6 +416,7 @@ impl Session {
         observer: &(dyn Fn(Event) + Send + Sync),
     ) -> Result<(), ExecError> {
         Executor::new(&mut self.client, self.options.exec.clone(), observer)
+            .connector(&self.connector)
             .run(steps)
             .await
     }
@@ -619,6 +624,7 @@ impl Session {
             offset: from,
         };
         Executor::new(&mut self.client, self.options.exec.clone(), observer)
+            .connector(&self.connector)
             .tracking(tracking)
             .run(&steps[from..])
             .await

@@ -210,6 +210,18 @@ pub struct BackfillProgress {
     pub block_pass: Option<BlockPass>,
 }
 
+/// What one backfill batch records with its commit.
+#[derive(Debug, Clone)]
+pub struct Checkpoint<'a> {
+    pub table: &'a str,
+    /// The key-range pass's position, when that pass made the batch.
+    pub last_key: Option<Vec<String>>,
+    pub block_pass: Option<BlockPass>,
+    /// The rows the batch updated.
+    pub rows_added: i64,
+    pub rows_estimate: Option<i64>,
+}
+
 /// The backfill's main pass: pages `[0, end)` of one physical file of the table, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BlockPass {
@@ -674,28 +686,30 @@ impl StateStore {
 
     /// Records a backfill batch; run in the batch's own transaction so the checkpoint and the
     /// rows it covers commit together.
+    /// Records one backfill batch in the batch's own transaction: where the backfill stands
+    /// after it, and its rows added to the count. Adding (rather than writing a total) keeps
+    /// the count right when several workers' batches commit in any order.
     pub async fn checkpoint(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         schema: &str,
         migration: &str,
-        progress: &BackfillProgress,
+        batch: &Checkpoint<'_>,
     ) -> Result<(), StateError> {
-        let key = serde_json::to_value(&progress.last_key).unwrap_or_default();
-        let blocks = serde_json::to_value(progress.block_pass).unwrap_or_default();
-        let (table, rows_done, rows_estimate) =
-            (&progress.table, progress.rows_done, progress.rows_estimate);
+        let key = serde_json::to_value(&batch.last_key).unwrap_or_default();
+        let blocks = serde_json::to_value(batch.block_pass).unwrap_or_default();
+        let (table, rows, rows_estimate) = (batch.table, batch.rows_added, batch.rows_estimate);
         tx.execute(
             &format!(
                 "INSERT INTO {} (schema, migration, table_name, last_key, rows_done, rows_estimate, block_pass, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, now()) \
                  ON CONFLICT (schema, migration, table_name) DO UPDATE \
-                 SET last_key = EXCLUDED.last_key, rows_done = EXCLUDED.rows_done, \
+                 SET last_key = EXCLUDED.last_key, rows_done = {0}.rows_done + EXCLUDED.rows_done, \
                      rows_estimate = COALESCE(EXCLUDED.rows_estimate, {0}.rows_estimate), \
                      block_pass = EXCLUDED.block_pass, updated_at = now()",
                 self.table("backfill_progress")
             ),
-            &[&schema, &migration, &table, &key, &rows_done, &rows_estimate, &blocks],
+            &[&schema, &migration, &table, &key, &rows, &rows_estimate, &blocks],
         )
         .await
         .map_err(|e| self.db_error(e))?;
