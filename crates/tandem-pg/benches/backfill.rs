@@ -1,6 +1,7 @@
 //! Backfill throughput against its physical limit, measured in the same run: one plain
 //! `UPDATE t SET w = v * 2` over the whole table versus tandem's batched, checkpointed
-//! backfill of the same expression at default settings, on identical fresh tables.
+//! backfill of the same expression at default settings (and on one connection, as the UPDATE
+//! runs), on identical fresh tables.
 //! Also reports the longest time a batch (and so any row lock) was held.
 //!
 //! Run with `just bench` (or `cargo bench -p tandem-pg --bench backfill`); set
@@ -55,8 +56,10 @@ async fn single_update(client: &Client, rows: i64) -> Duration {
 /// How tandem's backfill runs in one measurement.
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
-    /// The defaults.
+    /// The defaults (two workers).
     Defaults,
+    /// The defaults but one connection, like the UPDATE.
+    OneWorker,
     /// Triggers kept firing, as for a role that may not set session_replication_role.
     TriggersFired,
     /// Batches over key ranges only, as before the page pass (and for partitioned tables).
@@ -72,6 +75,7 @@ async fn tandem_backfill(
 ) -> (Duration, Duration) {
     let table = match variant {
         Variant::Defaults => "items",
+        Variant::OneWorker => "items_one",
         Variant::TriggersFired => "items_fired",
         Variant::KeyRanges => "items_keys",
     };
@@ -79,6 +83,9 @@ async fn tandem_backfill(
     let mut exec = ExecOptions::default();
     exec.backfill.skip_triggers_when_safe = variant != Variant::TriggersFired;
     exec.backfill.by_pages = variant != Variant::KeyRanges;
+    if variant == Variant::OneWorker {
+        exec.backfill.workers = 1;
+    }
     // Knobs for exploring; the reported figures use the defaults.
     if let Some(ms) = std::env::var("TANDEM_BENCH_BATCH_TIME_MS")
         .ok()
@@ -141,6 +148,7 @@ async fn tandem_backfill(
 struct Run {
     baseline: Duration,
     tandem: Duration,
+    one: Duration,
     fired: Duration,
     keys: Duration,
     longest: Duration,
@@ -243,10 +251,12 @@ fn main() {
         .unwrap();
     println!("backfill throughput: tandem's batched backfill vs one UPDATE of the whole table");
     println!(
-        "{:>10}  {:>10}  {:>10}  {:>7}  {:>16}  {:>7}  {:>10}  {:>7}  {:>13}",
+        "{:>10}  {:>10}  {:>10}  {:>7}  {:>10}  {:>7}  {:>16}  {:>7}  {:>10}  {:>7}  {:>13}",
         "rows",
         "UPDATE",
         "tandem",
+        "ratio",
+        "1 worker",
         "ratio",
         "triggers fired",
         "ratio",
@@ -265,31 +275,39 @@ fn main() {
                 let client = connect(&url).await;
                 let baseline = single_update(&client, rows).await;
                 // The order rotates, so that no variant always runs right after the UPDATE.
-                let mut order = [Variant::Defaults, Variant::TriggersFired, Variant::KeyRanges];
-                order.rotate_left(run % 3);
+                let mut order = [
+                    Variant::Defaults,
+                    Variant::OneWorker,
+                    Variant::TriggersFired,
+                    Variant::KeyRanges,
+                ];
+                order.rotate_left(run % 4);
                 let mut measured = Vec::new();
                 for variant in order {
                     measured.push((variant, tandem_backfill(&url, &client, rows, variant).await));
                 }
                 let of = |v: Variant| measured.iter().find(|m| m.0 == v).expect("measured").1;
-                let ((tandem, longest), (fired, longest_fired), (keys, _)) = (
+                let ((tandem, longest), (one, longest_one), (fired, longest_fired), (keys, _)) = (
                     of(Variant::Defaults),
+                    of(Variant::OneWorker),
                     of(Variant::TriggersFired),
                     of(Variant::KeyRanges),
                 );
                 eprintln!(
-                    "  {rows} rows, run {run}: UPDATE {:.0} ms, tandem {:.0} ms, triggers fired {:.0} ms, key ranges {:.0} ms",
+                    "  {rows} rows, run {run}: UPDATE {:.0} ms, tandem {:.0} ms, 1 worker {:.0} ms, triggers fired {:.0} ms, key ranges {:.0} ms",
                     baseline.as_secs_f64() * 1000.0,
                     tandem.as_secs_f64() * 1000.0,
+                    one.as_secs_f64() * 1000.0,
                     fired.as_secs_f64() * 1000.0,
                     keys.as_secs_f64() * 1000.0
                 );
                 runs.push(Run {
                     baseline,
                     tandem,
+                    one,
                     fired,
                     keys,
-                    longest: longest.max(longest_fired),
+                    longest: longest.max(longest_one).max(longest_fired),
                 });
             }
             let ratio = |pick: fn(&Run) -> Duration| {
@@ -304,6 +322,7 @@ fn main() {
                 ratios[ratios.len() / 2]
             };
             let (skip_ratio, tandem) = ratio(|r| r.tandem);
+            let (one_ratio, one) = ratio(|r| r.one);
             let (fired_ratio, fired) = ratio(|r| r.fired);
             let (keys_ratio, keys) = ratio(|r| r.keys);
             let mut baselines: Vec<Duration> = runs.iter().map(|r| r.baseline).collect();
@@ -311,19 +330,21 @@ fn main() {
             let longest = runs.iter().map(|r| r.longest).max().unwrap_or_default();
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             println!(
-                "{rows:>10}  {:>8.0}ms  {:>8.0}ms  {skip_ratio:>6.2}x  {:>14.0}ms  {fired_ratio:>6.2}x  {:>8.0}ms  {keys_ratio:>6.2}x  {:>11.1}ms",
+                "{rows:>10}  {:>8.0}ms  {:>8.0}ms  {skip_ratio:>6.2}x  {:>8.0}ms  {one_ratio:>6.2}x  {:>14.0}ms  {fired_ratio:>6.2}x  {:>8.0}ms  {keys_ratio:>6.2}x  {:>11.1}ms",
                 ms(baselines[baselines.len() / 2]),
                 ms(tandem),
+                ms(one),
                 ms(fired),
                 ms(keys),
                 ms(longest)
             );
         });
     }
-    println!("ratio = UPDATE time / backfill time, median of {} runs (target >= 0.85). tandem: the defaults, which skip", repeats());
-    println!("triggers (session_replication_role = replica) when the role may and nothing but tandem's trigger is on the table;");
-    println!("triggers fired: the same backfill for a role that may not. key ranges: the defaults, but batches over primary-key");
-    println!("ranges instead of pages (the fallback pass). longest batch = the longest any row lock was held.");
+    println!("ratio = UPDATE time / backfill time, median of {} runs (target >= 0.85). tandem: the defaults: two workers, and", repeats());
+    println!("triggers skipped (session_replication_role = replica) when the role may and nothing but tandem's trigger is on the");
+    println!("table. 1 worker: the defaults on one connection, as the UPDATE. triggers fired: the defaults for a role that may not");
+    println!("skip them. key ranges: batches over primary-key ranges instead of pages (the fallback pass, on one connection).");
+    println!("longest batch = the longest any row lock was held.");
     println!();
     println!("longest ACCESS EXCLUSIVE hold (add NOT NULL column + type change + rename)");
     println!("{:>10}  {:>12}  {:>12}", "rows", "start", "complete");
