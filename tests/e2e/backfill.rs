@@ -392,27 +392,139 @@ async fn the_backfill_skips_triggers_only_where_nothing_else_would_fire() {
                    "references": {"name": "items_parent_fk", "table": "parents", "column": "id"}}}}]}"#;
     let done = start_json(&db, with_fk, &[]).await;
     assert_eq!(done["triggers_skipped"], false, "{done}");
+
+    // A trigger of one partition only sees that partition's rows, every one of them.
+    let (db, c) = partitioned_items(2_000).await;
+    c.batch_execute(
+        "CREATE TABLE audit (id bigint);
+         CREATE FUNCTION audit_items() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO audit VALUES (NEW.id); RETURN NEW; END$$;
+         CREATE TRIGGER items_2a_audit AFTER UPDATE ON public.items_2a
+           FOR EACH ROW EXECUTE FUNCTION audit_items();",
+    )
+    .await
+    .unwrap();
+    let done = start_json(&db, ADD_DOUBLED, &[]).await;
+    assert_eq!(done["triggers_skipped"], false, "{done}");
+    let audited = c
+        .query_one("SELECT count(DISTINCT id) FROM audit", &[])
+        .await
+        .unwrap();
+    assert_eq!(audited.get::<_, i64>(0), 500, "the rows of items_2a");
 }
 
 /// A partitioned table's rows live in one file per partition: the backfill goes by key.
+/// `items` partitioned by `part`: two partitions, one of them partitioned again, and a
+/// default partition; `rows` rows spread over all four.
+async fn partitioned_items(rows: i64) -> (TestDb, Client) {
+    let db = TestDb::new().await;
+    db.tandem_ok(&["init"]);
+    let c = db.client().await;
+    c.batch_execute(&format!(
+        "CREATE TABLE public.items (id bigint, part int, v bigint, PRIMARY KEY (id, part))
+           PARTITION BY LIST (part);
+         CREATE TABLE public.items_1 PARTITION OF public.items FOR VALUES IN (1);
+         CREATE TABLE public.items_2 PARTITION OF public.items FOR VALUES IN (2, 3)
+           PARTITION BY LIST (part);
+         CREATE TABLE public.items_2a PARTITION OF public.items_2 FOR VALUES IN (2);
+         CREATE TABLE public.items_2b PARTITION OF public.items_2 FOR VALUES IN (3);
+         CREATE TABLE public.items_rest PARTITION OF public.items DEFAULT;
+         INSERT INTO public.items SELECT g, 1 + g % 4, g FROM generate_series(1, {rows}) g;
+         ANALYZE public.items;"
+    ))
+    .await
+    .unwrap();
+    (db, c)
+}
+
+/// The page pass's recorded parts, and whether a key-range pass ever ran.
+async fn page_pass_parts(c: &Client) -> (Vec<String>, bool) {
+    let row = c
+        .query_one(
+            "SELECT ARRAY(SELECT p->>'name' FROM jsonb_array_elements(block_pass->'parts') p),
+                    last_key IS NOT NULL AND last_key <> 'null'::jsonb
+               FROM tandem.backfill_progress WHERE table_name = 'items'",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// Each leaf partition is a file of its own: the page pass goes through them one after the
+/// other (`UPDATE ONLY` each), on several connections, and never falls back to key ranges.
 #[tokio::test]
-async fn a_partitioned_table_is_backfilled_by_key_ranges() {
+async fn a_partitioned_table_is_backfilled_over_each_partitions_pages() {
+    let (db, c) = partitioned_items(20_000).await;
+    let done = start_json(
+        &db,
+        ADD_DOUBLED,
+        &["--backfill-batch-size", "700", "--backfill-workers", "3"],
+    )
+    .await;
+    assert_eq!(done["rows"], 20_000, "{done}");
+    assert_eq!(done["workers"], 3, "{done}");
+    assert_eq!(
+        done["triggers_skipped"], true,
+        "only tandem's trigger, on each partition"
+    );
+    let (mut parts, by_keys) = page_pass_parts(&c).await;
+    parts.sort();
+    assert_eq!(parts, ["items_1", "items_2a", "items_2b", "items_rest"]);
+    assert!(!by_keys, "no key-range pass was needed");
+    assert_eq!(rows_not_doubled(&c).await, 0);
+    db.tandem_ok(&["complete"]);
+    assert_eq!(rows_not_doubled(&c).await, 0);
+}
+
+/// An inheritance parent keeps rows of its own beside its children's, and a child may have
+/// more columns: each is a part of the page pass.
+#[tokio::test]
+async fn an_inherited_table_is_backfilled_over_the_parent_and_each_child() {
     let db = TestDb::new().await;
     db.tandem_ok(&["init"]);
     let c = db.client().await;
     c.batch_execute(
-        "CREATE TABLE public.items (id bigint, part int, v bigint, PRIMARY KEY (id, part))
-           PARTITION BY LIST (part);
-         CREATE TABLE public.items_1 PARTITION OF public.items FOR VALUES IN (1);
-         CREATE TABLE public.items_2 PARTITION OF public.items FOR VALUES IN (2);
-         INSERT INTO public.items SELECT g, 1 + g % 2, g FROM generate_series(1, 5000) g;
-         ANALYZE public.items;",
+        "CREATE TABLE public.items (id bigint PRIMARY KEY, v bigint);
+         CREATE TABLE public.items_old (note text) INHERITS (public.items);
+         INSERT INTO public.items SELECT g, g FROM generate_series(1, 3000) g;
+         INSERT INTO public.items_old SELECT g, g, 'old' FROM generate_series(3001, 5000) g;
+         ANALYZE public.items; ANALYZE public.items_old;",
     )
     .await
     .unwrap();
-    let done = start_json(&db, ADD_DOUBLED, &["--backfill-batch-size", "700"]).await;
+    let done = start_json(&db, ADD_DOUBLED, &["--backfill-batch-size", "500"]).await;
     assert_eq!(done["rows"], 5_000, "{done}");
+    let (mut parts, by_keys) = page_pass_parts(&c).await;
+    parts.sort();
+    assert_eq!(parts, ["items", "items_old"]);
+    assert!(!by_keys);
     assert_eq!(rows_not_doubled(&c).await, 0);
-    db.tandem_ok(&["complete"]);
+}
+
+/// VACUUM FULL of the partition the pass is in (the first, `items_1`, a quarter of the rows)
+/// moves its rows not yet reached to pages already passed: the pass notices, and key ranges
+/// finish the rest, each row updated exactly once.
+#[tokio::test]
+async fn a_partition_rewritten_during_the_backfill_is_finished_by_key_ranges() {
+    let rows = 40_000;
+    let (db, c) = partitioned_items(rows).await;
+    let file = migration_file("02_double.json", ADD_DOUBLED);
+    let mut child = spawn_start_with(&db, &file, "500", "20ms", &["--backfill-workers", "1"]);
+    wait_until("some batches", || async { rows_done(&c).await >= 3_000 }).await;
+    c.batch_execute("VACUUM FULL public.items_1").await.unwrap();
+    assert!(
+        rows_done(&c).await < rows / 4,
+        "rewritten mid-way through items_1"
+    );
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success());
+    assert_eq!(rows_done(&c).await, rows, "every row once, none twice");
+    assert!(
+        page_pass_parts(&c).await.1,
+        "the key-range pass finished it"
+    );
     assert_eq!(rows_not_doubled(&c).await, 0);
 }

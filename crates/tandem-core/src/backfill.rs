@@ -155,6 +155,7 @@ pub fn plan(
             update(false, true),
             update(true, true),
         ],
+        sets,
     })
 }
 

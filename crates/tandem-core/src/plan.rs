@@ -75,10 +75,29 @@ pub struct Backfill {
     /// batch.
     pub upper_bound: [String; 2],
     /// The key-range passes are the fallback for tables whose pages the main pass cannot
-    /// follow (partitioned, inherited, or rewritten while it ran).
+    /// follow (rewritten while it ran, or with a foreign-table partition).
     /// The batch's UPDATE over a key range, indexed by `lower + 2 * upper` (which bounds it
     /// has); lower-bound parameters come first.
     pub update: [String; 4],
+    /// The SET list of every batch (the filled columns, then the done-marker).
+    #[serde(skip)]
+    pub sets: String,
+}
+
+impl Backfill {
+    /// [`Backfill::update_blocks`] on one relation that holds some of the table's rows (a
+    /// partition, an inheritance child, or an inheritance parent's own rows): `ONLY`, so that
+    /// the page range means that relation's pages, and aliased to the table's name, so that
+    /// `up` may name the table.
+    pub fn update_blocks_of(&self, schema: &str, relation: &str) -> String {
+        format!(
+            "UPDATE ONLY {} AS {} SET {} WHERE {} IS NOT TRUE AND ctid >= $1::text::tid AND ctid < $2::text::tid",
+            crate::ident::qualified(schema, relation),
+            crate::ident::quote_ident(&self.table),
+            self.sets,
+            crate::ident::quote_ident(crate::backfill::DONE_COLUMN)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

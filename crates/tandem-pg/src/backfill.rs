@@ -14,7 +14,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
 use crate::executor::{is_lock_timeout, Event, ExecError};
-use crate::state::{BlockPass, StateStore};
+use crate::state::{BlockPass, Part, StateStore};
 
 #[derive(Debug, Clone)]
 pub struct BackfillOptions {
@@ -102,8 +102,10 @@ impl fmt::Debug for Connector {
 /// when the pass began (any later write went through the trigger), and plain writes and
 /// VACUUM never move a row out of its file; only a rewrite (VACUUM FULL, CLUSTER) does, and
 /// it gives the table a new file. So when the file is the same at the end, the pass reached
-/// every row. Otherwise, or for a table whose rows live in several files (partitioned or
-/// inherited), batches over key ranges finish the rest, on one connection.
+/// every row. A table whose rows live in several files (partitions, inheritance children) is
+/// passed file after file, and must end with the same files and the same partitions.
+/// Otherwise, or where some rows have no pages to follow (a foreign-table partition), batches
+/// over key ranges finish the rest, on one connection.
 pub async fn run(
     client: &mut Client,
     b: &Backfill,
@@ -141,17 +143,13 @@ pub async fn run(
     let in_key_pass = resumed.last_key.is_some();
     let mut pass = match resumed.block_pass {
         Some(pass) => Some(pass),
-        None if in_key_pass => None,
-        None => (options.by_pages && pages.single_file).then_some(BlockPass {
-            next: 0,
-            end: pages.count,
-            filenode: pages.filenode,
-        }),
+        None if in_key_pass || !options.by_pages => None,
+        None => pages.layout.new_pass(),
     };
     let mut reached_every_row = false;
     let mut workers = 1;
     if let (false, Some(p)) = (in_key_pass, pass.as_mut()) {
-        if p.filenode == pages.filenode {
+        if same_files(client, b, p).await.map_err(failed)? {
             // No more workers than there are first batches to give them.
             let (first, _) = page_counts(options, pages.rows_per_page);
             let left = (p.end - p.next).max(0);
@@ -161,18 +159,18 @@ pub async fn run(
             block_pass(client, &mut extra, &run, p, pages.rows_per_page)
                 .await
                 .map_err(failed)?;
-            reached_every_row = current_filenode(client, b).await.map_err(failed)? == p.filenode;
+            reached_every_row = same_files(client, b, p).await.map_err(failed)?;
         }
         if !reached_every_row {
             observer(Event::BackfillNotice {
                 table: b.table.clone(),
-                message: "the table was rewritten during the backfill; finishing by key ranges"
+                message: "the table was rewritten (or its partitions changed) during the backfill; finishing by key ranges"
                     .into(),
             });
         }
     }
     if !reached_every_row {
-        key_pass(client, &run, resumed.last_key, pass)
+        key_pass(client, &run, resumed.last_key, pass.as_ref())
             .await
             .map_err(failed)?;
     }
@@ -271,6 +269,8 @@ struct Cursor {
     end: i64,
     /// First pages of the ranges handed out whose batches have not committed.
     in_flight: Vec<i64>,
+    /// Where each part's pages end: no range crosses one.
+    part_ends: Vec<i64>,
 }
 
 impl Cursor {
@@ -279,15 +279,23 @@ impl Cursor {
             next: pass.next,
             end: pass.end,
             in_flight: Vec::new(),
+            part_ends: segments(pass)
+                .into_iter()
+                .skip(1)
+                .map(|(start, _)| start)
+                .collect(),
         }
     }
 
-    /// The next `pages` pages (fewer at the end), or None when all are handed out.
+    /// The next `pages` pages (fewer at the end of the pass or of a part), or None when all
+    /// are handed out.
     fn claim(&mut self, pages: i64) -> Option<(i64, i64)> {
         if self.next >= self.end {
             return None;
         }
-        let range = (self.next, (self.next + pages).min(self.end));
+        let part_end = self.part_ends.iter().copied().find(|&e| e > self.next);
+        let limit = part_end.unwrap_or(self.end).min(self.end);
+        let range = (self.next, (self.next + pages).min(limit));
         self.next = range.1;
         self.in_flight.push(range.0);
         Some(range)
@@ -318,13 +326,40 @@ async fn block_pass(
     rows_per_page: f64,
 ) -> Result<(), Failure> {
     let cursor = Mutex::new(Cursor::new(pass));
-    let whole = *pass;
+    let segments = segments(pass)
+        .into_iter()
+        .map(|(start, part)| {
+            let sql = match part {
+                Some(p) => run.b.update_blocks_of(&p.schema, &p.name),
+                None => run.b.update_blocks.clone(),
+            };
+            (start, sql)
+        })
+        .collect::<Vec<_>>();
+    let whole = &*pass;
     let workers = std::iter::once(client)
         .chain(extra.iter_mut())
-        .map(|c| page_worker(c, run, &cursor, whole, rows_per_page));
+        .map(|c| page_worker(c, run, &cursor, (whole, &segments), rows_per_page));
     futures_util::future::try_join_all(workers).await?;
     pass.next = pass.end;
     Ok(())
+}
+
+/// Where each part's pages start in the pass's numbering, and the part (None: the table's
+/// one file).
+fn segments(pass: &BlockPass) -> Vec<(i64, Option<&Part>)> {
+    if pass.parts.is_empty() {
+        return vec![(0, None)];
+    }
+    let mut start = 0;
+    pass.parts
+        .iter()
+        .map(|p| {
+            let first = start;
+            start += p.pages;
+            (first, Some(p))
+        })
+        .collect()
 }
 
 /// Pages in a worker's first batch (about `batch_size` rows), and in any batch.
@@ -339,7 +374,7 @@ async fn page_worker(
     client: &mut Client,
     run: &Run<'_>,
     cursor: &Mutex<Cursor>,
-    pass: BlockPass,
+    (pass, segments): (&BlockPass, &[(i64, String)]),
     rows_per_page: f64,
 ) -> Result<(), Failure> {
     let lock = || cursor.lock().unwrap_or_else(|e| e.into_inner());
@@ -353,7 +388,7 @@ async fn page_worker(
         };
         let started = Instant::now();
         let rows = loop {
-            match pages_batch(client, run, cursor, (from, upto), pass).await {
+            match pages_batch(client, run, cursor, (from, upto), (pass, segments)).await {
                 Ok(rows) => break rows,
                 Err(Failure::Db(e)) if is_lock_timeout(&e) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -377,12 +412,21 @@ async fn pages_batch(
     run: &Run<'_>,
     cursor: &Mutex<Cursor>,
     (from, upto): (i64, i64),
-    pass: BlockPass,
+    (pass, segments): (&BlockPass, &[(i64, String)]),
 ) -> Result<u64, Failure> {
+    // The part the range lies in (ranges never cross parts), and the range within it.
+    let (start, sql) = segments
+        .iter()
+        .rev()
+        .find(|(start, _)| *start <= from)
+        .unwrap_or(&segments[0]);
     let tx = client.transaction().await?;
     begin_batch(&tx, run).await?;
-    let (lower, upper) = (format!("({from},0)"), format!("({upto},0)"));
-    let rows = tx.execute(&run.b.update_blocks, &[&lower, &upper]).await?;
+    let (lower, upper) = (
+        format!("({},0)", from - start),
+        format!("({},0)", upto - start),
+    );
+    let rows = tx.execute(sql, &[&lower, &upper]).await?;
     // Read after the UPDATE, so that any range committed meanwhile counts as done. Another
     // worker's checkpoint may commit after this one with a lower position: a resumed pass
     // then only re-reads a few ranges, whose rows are marked and skipped.
@@ -390,7 +434,10 @@ async fn pages_batch(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .done_below(from);
-    let done = BlockPass { next, ..pass };
+    let done = BlockPass {
+        next,
+        ..pass.clone()
+    };
     checkpoint(&tx, run, None, Some(done), rows).await?;
     tx.commit().await?;
     Ok(rows)
@@ -401,7 +448,7 @@ async fn key_pass(
     client: &mut Client,
     run: &Run<'_>,
     mut last: Option<Vec<String>>,
-    pass: Option<BlockPass>,
+    pass: Option<&BlockPass>,
 ) -> Result<(), Failure> {
     let mut size = run.options.batch_size.clamp(MIN_BATCH, MAX_BATCH);
     loop {
@@ -482,55 +529,148 @@ async fn resume_point(
         .unwrap_or_default())
 }
 
-/// The table's physical file as the page pass sees it.
+/// The table's storage as the page pass sees it.
 struct Pages {
-    /// Size in pages.
-    count: i64,
-    filenode: i64,
-    /// Whether all its rows live in this one file: not partitioned, no inheritance children.
-    single_file: bool,
+    layout: Layout,
     rows_per_page: f64,
     /// The planner's row estimate (reltuples), for progress and ETA; None when never analysed.
     rows_estimate: Option<u64>,
 }
 
-async fn pages(client: &Client, b: &Backfill) -> Result<Pages, Failure> {
-    let row = client
-        .query_one(
-            "SELECT pg_relation_size(c.oid) / current_setting('block_size')::bigint,
-                    pg_relation_filenode(c.oid)::bigint,
-                    c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid),
+enum Layout {
+    /// All rows in the table's one file: size in pages, and the file.
+    OneFile { count: i64, filenode: i64 },
+    /// Rows in several plain tables: partitions, or inheritance children (and the parent).
+    Parts(Vec<Part>),
+    /// Some rows where pages cannot be followed (a foreign table among the partitions).
+    KeysOnly,
+}
+
+impl Layout {
+    fn new_pass(self) -> Option<BlockPass> {
+        match self {
+            Layout::OneFile { count, filenode } => Some(BlockPass {
+                next: 0,
+                end: count,
+                filenode,
+                parts: Vec::new(),
+            }),
+            Layout::Parts(parts) => Some(BlockPass {
+                next: 0,
+                end: parts.iter().map(|p| p.pages).sum(),
+                filenode: 0,
+                parts,
+            }),
+            Layout::KeysOnly => None,
+        }
+    }
+}
+
+/// The table and every relation that inherits from it, directly or not.
+struct Relation {
+    part: Part,
+    kind: String,
+    tuples: f64,
+    relpages: f64,
+}
+
+async fn relations(client: &Client, b: &Backfill) -> Result<Vec<Relation>, Failure> {
+    let rows = client
+        .query(
+            "WITH RECURSIVE tree(oid) AS (
+                 SELECT $1::text::regclass::oid
+               UNION
+                 SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+             SELECT n.nspname::text, c.relname::text, c.relkind::text,
+                    pg_relation_size(c.oid) / current_setting('block_size')::bigint,
+                    COALESCE(pg_relation_filenode(c.oid)::bigint, 0),
                     c.reltuples::float8, c.relpages::float8
-               FROM pg_class c WHERE c.oid = $1::text::regclass",
+               FROM tree t JOIN pg_class c ON c.oid = t.oid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              ORDER BY c.oid",
             &[&b.schema_qualified()],
         )
         .await?;
-    let (tuples, relpages): (f64, f64) = (row.get(3), row.get(4));
+    Ok(rows
+        .iter()
+        .map(|r| Relation {
+            part: Part {
+                schema: r.get(0),
+                name: r.get(1),
+                pages: r.get(3),
+                filenode: r.get(4),
+            },
+            kind: r.get(2),
+            tuples: r.get(5),
+            relpages: r.get(6),
+        })
+        .collect())
+}
+
+/// The relations holding rows; None if one of them has no pages to follow.
+fn parts_of(relations: &[Relation]) -> Option<Vec<&Relation>> {
+    let mut parts = Vec::new();
+    for r in relations {
+        match r.kind.as_str() {
+            "r" => parts.push(r),
+            // A partitioned table keeps no rows of its own.
+            "p" => {}
+            _ => return None,
+        }
+    }
+    Some(parts)
+}
+
+async fn pages(client: &Client, b: &Backfill) -> Result<Pages, Failure> {
+    let relations = relations(client, b).await?;
+    let parts = parts_of(&relations).unwrap_or_default();
+    let layout = match (relations.as_slice(), parts_of(&relations)) {
+        ([one], _) if one.kind == "r" => Layout::OneFile {
+            count: one.part.pages,
+            filenode: one.part.filenode,
+        },
+        (_, Some(parts)) if !parts.is_empty() => {
+            Layout::Parts(parts.iter().map(|r| r.part.clone()).collect())
+        }
+        _ => Layout::KeysOnly,
+    };
+    let analysed = parts.iter().filter(|r| r.tuples >= 0.0);
+    let (tuples, relpages) = analysed
+        .clone()
+        .fold((0.0, 0.0), |(t, p), r| (t + r.tuples, p + r.relpages));
     Ok(Pages {
-        count: row.get(0),
-        filenode: row.get::<_, Option<i64>>(1).unwrap_or(0),
-        single_file: row.get(2),
+        layout,
         // Only the first batch's size depends on it; the time budget sizes the others.
         rows_per_page: if tuples > 0.0 && relpages > 0.0 {
             (tuples / relpages).max(1.0)
         } else {
             DEFAULT_ROWS_PER_PAGE
         },
-        rows_estimate: (tuples >= 0.0).then_some(tuples as u64),
+        rows_estimate: (analysed.count() > 0).then_some(tuples as u64),
     })
 }
 
 /// A guess for a table never analysed: narrow rows, about this many to an 8 kB page.
 const DEFAULT_ROWS_PER_PAGE: f64 = 60.0;
 
-async fn current_filenode(client: &Client, b: &Backfill) -> Result<i64, Failure> {
-    let row = client
-        .query_one(
-            "SELECT pg_relation_filenode($1::text::regclass)::bigint",
-            &[&b.schema_qualified()],
-        )
-        .await?;
-    Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
+/// Whether the pass's page numbers still mean what they meant when it began: the same files
+/// (no VACUUM FULL or CLUSTER rewrote one) and, for parts, the same parts (none attached,
+/// whose rows no trigger converted, nor detached).
+async fn same_files(client: &Client, b: &Backfill, pass: &BlockPass) -> Result<bool, Failure> {
+    let relations = relations(client, b).await?;
+    if pass.parts.is_empty() {
+        return Ok(matches!(relations.as_slice(),
+            [one] if one.kind == "r" && one.part.filenode == pass.filenode));
+    }
+    let Some(now) = parts_of(&relations) else {
+        return Ok(false);
+    };
+    let file = |p: &Part| (p.schema.clone(), p.name.clone(), p.filenode);
+    Ok(now.len() == pass.parts.len()
+        && now
+            .iter()
+            .zip(&pass.parts)
+            .all(|(n, p)| file(&n.part) == file(p)))
 }
 
 /// The settings every batch runs under: a short lock timeout, the marker the sync trigger
@@ -616,20 +756,24 @@ pub async fn triggers_can_be_skipped(client: &Client, b: &Backfill) -> bool {
     let sync_trigger = tandem_core::sync::function_name(&b.table);
     let row = client
         .query_one(
-            "WITH t AS (SELECT $1::text::regclass AS oid)
+            // Every relation holding the table's rows: a partition may have triggers of its own.
+            "WITH RECURSIVE tree(oid) AS (
+                 SELECT $1::text::regclass::oid
+               UNION
+                 SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
              SELECT NOT EXISTS (
-                      SELECT 1 FROM pg_trigger g, t
-                       WHERE g.tgrelid = t.oid AND g.tgenabled <> 'D' AND g.tgname <> $2
+                      SELECT 1 FROM pg_trigger g JOIN tree t ON g.tgrelid = t.oid
+                       WHERE g.tgenabled <> 'D' AND g.tgname <> $2
                          -- the checks of foreign keys the backfill leaves alone may go
                          AND NOT EXISTS (
                                SELECT 1 FROM pg_constraint k
                                 WHERE k.oid = g.tgconstraint AND k.contype = 'f'
                                   AND NOT EXISTS (
                                         SELECT 1 FROM pg_attribute a
-                                         WHERE a.attrelid = t.oid AND a.attname = ANY ($3)
-                                           AND ((k.conrelid = t.oid AND a.attnum = ANY (k.conkey))
-                                             OR (k.confrelid = t.oid AND a.attnum = ANY (k.confkey))))))
-                AND NOT EXISTS (SELECT 1 FROM pg_rewrite r, t WHERE r.ev_class = t.oid)",
+                                         WHERE a.attrelid = g.tgrelid AND a.attname = ANY ($3)
+                                           AND ((k.conrelid = g.tgrelid AND a.attnum = ANY (k.conkey))
+                                             OR (k.confrelid = g.tgrelid AND a.attnum = ANY (k.confkey))))))
+                AND NOT EXISTS (SELECT 1 FROM pg_rewrite r JOIN tree t ON r.ev_class = t.oid)",
             &[&b.schema_qualified(), &sync_trigger, &b.columns],
         )
         .await;
@@ -706,7 +850,7 @@ async fn key_batch(
     run: &Run<'_>,
     last: Option<&[String]>,
     size: i64,
-    pass: Option<BlockPass>,
+    pass: Option<&BlockPass>,
 ) -> Result<Batch, Failure> {
     let b = run.b;
     let tx = client.transaction().await?;
@@ -731,7 +875,7 @@ async fn key_batch(
     let variant = usize::from(last.is_some()) + 2 * usize::from(upper.is_some());
     let rows = tx.execute(&b.update[variant], &params).await?;
     let key = upper.as_deref().or(last).unwrap_or_default().to_vec();
-    checkpoint(&tx, run, Some(key), pass, rows).await?;
+    checkpoint(&tx, run, Some(key), pass.cloned(), rows).await?;
     tx.commit().await?;
     Ok(match upper {
         Some(key) => Batch::Upto(key, rows),
@@ -887,6 +1031,7 @@ mod tests {
             next: 5,
             end: 30,
             filenode: 1,
+            parts: Vec::new(),
         });
         assert_eq!(cursor.claim(10), Some((5, 15)));
         assert_eq!(cursor.claim(10), Some((15, 25)));
@@ -902,6 +1047,36 @@ mod tests {
         assert_eq!(cursor.claim(10), Some((25, 30)), "the last range is short");
         assert_eq!(cursor.claim(10), None);
         assert_eq!(cursor.done_below(25), 30);
+    }
+
+    #[test]
+    fn no_range_crosses_from_one_part_into_the_next() {
+        let part = |name: &str, pages| Part {
+            schema: "public".into(),
+            name: name.into(),
+            pages,
+            filenode: 7,
+        };
+        let pass = BlockPass {
+            next: 0,
+            end: 25,
+            filenode: 0,
+            parts: vec![part("p1", 10), part("empty", 0), part("p2", 15)],
+        };
+        let mut cursor = Cursor::new(&pass);
+        assert_eq!(cursor.claim(8), Some((0, 8)));
+        assert_eq!(cursor.claim(8), Some((8, 10)), "p1 ends at 10");
+        assert_eq!(cursor.claim(8), Some((10, 18)), "p2's first 8 pages");
+        assert_eq!(cursor.claim(8), Some((18, 25)));
+        assert_eq!(cursor.claim(8), None);
+        let starts: Vec<(i64, Option<&str>)> = segments(&pass)
+            .into_iter()
+            .map(|(start, p)| (start, p.map(|p| p.name.as_str())))
+            .collect();
+        assert_eq!(
+            starts,
+            [(0, Some("p1")), (10, Some("empty")), (10, Some("p2"))]
+        );
     }
 
     #[test]

@@ -222,8 +222,9 @@ pub struct Checkpoint<'a> {
     pub rows_estimate: Option<i64>,
 }
 
-/// The backfill's main pass: pages `[0, end)` of one physical file of the table, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+/// The backfill's main pass: pages `[0, end)` of the table's file, in order, or of its
+/// `parts`' files one after the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BlockPass {
     /// The first page not done yet.
     pub next: i64,
@@ -232,6 +233,20 @@ pub struct BlockPass {
     pub end: i64,
     /// The file the pages belong to; a rewrite (VACUUM FULL, CLUSTER) gives the table a new
     /// one, and the pass's page numbers mean nothing there.
+    pub filenode: i64,
+    /// For a table whose rows live in several relations (partitions, inheritance children):
+    /// those relations, their pages numbered on from the previous one's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
+}
+
+/// One relation holding some of a table's rows, as the page pass found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Part {
+    pub schema: String,
+    pub name: String,
+    /// Its size in pages when the pass began.
+    pub pages: i64,
     pub filenode: i64,
 }
 
@@ -697,7 +712,7 @@ impl StateStore {
         batch: &Checkpoint<'_>,
     ) -> Result<(), StateError> {
         let key = serde_json::to_value(&batch.last_key).unwrap_or_default();
-        let blocks = serde_json::to_value(batch.block_pass).unwrap_or_default();
+        let blocks = serde_json::to_value(&batch.block_pass).unwrap_or_default();
         let (table, rows, rows_estimate) = (batch.table, batch.rows_added, batch.rows_estimate);
         tx.execute(
             &format!(
