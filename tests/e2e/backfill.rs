@@ -345,6 +345,26 @@ async fn rows_not_doubled(c: &Client) -> i64 {
     .get(0)
 }
 
+/// Backfills ADD_DOUBLED with a user's AFTER UPDATE trigger on `relation` that records each
+/// row it sees; returns the backfill_done event and the rows the trigger saw.
+async fn backfill_audited(db: &TestDb, c: &Client, relation: &str) -> (serde_json::Value, i64) {
+    c.batch_execute(&format!(
+        "CREATE TABLE audit (id bigint);
+         CREATE FUNCTION audit_items() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN INSERT INTO audit VALUES (NEW.id); RETURN NEW; END$$;
+         CREATE TRIGGER audit_rows AFTER UPDATE ON {relation}
+           FOR EACH ROW EXECUTE FUNCTION audit_items();"
+    ))
+    .await
+    .unwrap();
+    let done = start_json(db, ADD_DOUBLED, &[]).await;
+    let audited = c
+        .query_one("SELECT count(DISTINCT id) FROM audit", &[])
+        .await
+        .unwrap();
+    (done, audited.get(0))
+}
+
 const ADD_DOUBLED: &str = r#"{"operations": [{"add_column": {"table": "items", "up": "v * 2",
     "column": {"name": "w", "type": "bigint", "nullable": true}}}]}"#;
 
@@ -365,22 +385,9 @@ async fn the_backfill_skips_triggers_only_where_nothing_else_would_fire() {
 
     // A user's trigger sees every backfilled row, as it would without the shortcut.
     let (db, c) = table_with_rows(3_000).await;
-    c.batch_execute(
-        "CREATE TABLE audit (id bigint);
-         CREATE FUNCTION audit_items() RETURNS trigger LANGUAGE plpgsql AS
-           $$BEGIN INSERT INTO audit VALUES (NEW.id); RETURN NEW; END$$;
-         CREATE TRIGGER items_audit AFTER UPDATE ON public.items
-           FOR EACH ROW EXECUTE FUNCTION audit_items();",
-    )
-    .await
-    .unwrap();
-    let done = start_json(&db, ADD_DOUBLED, &[]).await;
+    let (done, audited) = backfill_audited(&db, &c, "public.items").await;
     assert_eq!(done["triggers_skipped"], false, "{done}");
-    let audited = c
-        .query_one("SELECT count(DISTINCT id) FROM audit", &[])
-        .await
-        .unwrap();
-    assert_eq!(audited.get::<_, i64>(0), 3_000);
+    assert_eq!(audited, 3_000);
 
     // A foreign key on the backfilled column is checked row by row during the backfill.
     let (db, c) = table_with_rows(300).await;
@@ -395,22 +402,9 @@ async fn the_backfill_skips_triggers_only_where_nothing_else_would_fire() {
 
     // A trigger of one partition only sees that partition's rows, every one of them.
     let (db, c) = partitioned_items(2_000).await;
-    c.batch_execute(
-        "CREATE TABLE audit (id bigint);
-         CREATE FUNCTION audit_items() RETURNS trigger LANGUAGE plpgsql AS
-           $$BEGIN INSERT INTO audit VALUES (NEW.id); RETURN NEW; END$$;
-         CREATE TRIGGER items_2a_audit AFTER UPDATE ON public.items_2a
-           FOR EACH ROW EXECUTE FUNCTION audit_items();",
-    )
-    .await
-    .unwrap();
-    let done = start_json(&db, ADD_DOUBLED, &[]).await;
+    let (done, audited) = backfill_audited(&db, &c, "public.items_2a").await;
     assert_eq!(done["triggers_skipped"], false, "{done}");
-    let audited = c
-        .query_one("SELECT count(DISTINCT id) FROM audit", &[])
-        .await
-        .unwrap();
-    assert_eq!(audited.get::<_, i64>(0), 500, "the rows of items_2a");
+    assert_eq!(audited, 500, "the rows of items_2a");
 }
 
 /// A partitioned table's rows live in one file per partition: the backfill goes by key.

@@ -566,7 +566,14 @@ impl Layout {
     }
 }
 
-/// The table and every relation that inherits from it, directly or not.
+/// `tree(oid)`: the table `$1` and every relation that inherits from it, directly or not
+/// (partitions, sub-partitions, inheritance children).
+const TREE: &str = "WITH RECURSIVE tree(oid) AS (
+      SELECT $1::text::regclass::oid
+    UNION
+      SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)";
+
+/// One relation of the table's tree.
 struct Relation {
     part: Part,
     kind: String,
@@ -577,17 +584,15 @@ struct Relation {
 async fn relations(client: &Client, b: &Backfill) -> Result<Vec<Relation>, Failure> {
     let rows = client
         .query(
-            "WITH RECURSIVE tree(oid) AS (
-                 SELECT $1::text::regclass::oid
-               UNION
-                 SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
-             SELECT n.nspname::text, c.relname::text, c.relkind::text,
+            &format!(
+                "{TREE} SELECT n.nspname::text, c.relname::text, c.relkind::text,
                     pg_relation_size(c.oid) / current_setting('block_size')::bigint,
                     COALESCE(pg_relation_filenode(c.oid)::bigint, 0),
                     c.reltuples::float8, c.relpages::float8
                FROM tree t JOIN pg_class c ON c.oid = t.oid
                JOIN pg_namespace n ON n.oid = c.relnamespace
-              ORDER BY c.oid",
+              ORDER BY c.oid"
+            ),
             &[&b.schema_qualified()],
         )
         .await?;
@@ -757,11 +762,8 @@ pub async fn triggers_can_be_skipped(client: &Client, b: &Backfill) -> bool {
     let row = client
         .query_one(
             // Every relation holding the table's rows: a partition may have triggers of its own.
-            "WITH RECURSIVE tree(oid) AS (
-                 SELECT $1::text::regclass::oid
-               UNION
-                 SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
-             SELECT NOT EXISTS (
+            &format!(
+                "{TREE} SELECT NOT EXISTS (
                       SELECT 1 FROM pg_trigger g JOIN tree t ON g.tgrelid = t.oid
                        WHERE g.tgenabled <> 'D' AND g.tgname <> $2
                          -- the checks of foreign keys the backfill leaves alone may go
@@ -773,7 +775,8 @@ pub async fn triggers_can_be_skipped(client: &Client, b: &Backfill) -> bool {
                                          WHERE a.attrelid = g.tgrelid AND a.attname = ANY ($3)
                                            AND ((k.conrelid = g.tgrelid AND a.attnum = ANY (k.conkey))
                                              OR (k.confrelid = g.tgrelid AND a.attnum = ANY (k.confkey))))))
-                AND NOT EXISTS (SELECT 1 FROM pg_rewrite r JOIN tree t ON r.ev_class = t.oid)",
+                AND NOT EXISTS (SELECT 1 FROM pg_rewrite r JOIN tree t ON r.ev_class = t.oid)"
+            ),
             &[&b.schema_qualified(), &sync_trigger, &b.columns],
         )
         .await;
