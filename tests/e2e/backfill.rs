@@ -100,6 +100,14 @@ async fn killed(child: &mut Child, c: &Client) {
     tandem_sessions_gone(c).await;
 }
 
+/// Waits for a background `tandem` without blocking the runtime, and checks it succeeded.
+async fn exits_successfully(mut child: Child) {
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success());
+}
+
 async fn schema_exists(c: &Client, name: &str) -> bool {
     c.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&name])
         .await
@@ -193,7 +201,7 @@ async fn complete_finishes_an_interrupted_backfill_first() {
 async fn pause_stops_the_backfill_and_resume_continues_it() {
     let (db, c) = table_with_rows(50_000).await;
     let file = migration_file("02_double.json", DOUBLE);
-    let mut child = spawn_start(&db, &file, "500", "10ms");
+    let child = spawn_start(&db, &file, "500", "10ms");
     wait_until("the first batches", || async {
         rows_done(&c).await >= 1_000
     })
@@ -208,10 +216,7 @@ async fn pause_stops_the_backfill_and_resume_continues_it() {
         serde_json::from_str(&db.tandem_ok(&["status", "--json"])).unwrap();
     assert_eq!(status["paused"], true, "{status}");
     db.tandem_ok(&["resume"]);
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(exit.success());
+    exits_successfully(child).await;
     assert!(schema_exists(&c, "public_02_double").await);
     assert_eq!(rows_done(&c).await, 50_000);
 }
@@ -276,14 +281,11 @@ async fn a_table_rewritten_during_the_backfill_is_finished_by_key_ranges() {
     let rows = 50_000;
     let (db, c) = table_with_rows(rows).await;
     let file = migration_file("02_double.json", DOUBLE);
-    let mut child = spawn_start(&db, &file, "500", "20ms");
+    let child = spawn_start(&db, &file, "500", "20ms");
     wait_until("some batches", || async { rows_done(&c).await >= 5_000 }).await;
     c.batch_execute("VACUUM FULL public.items").await.unwrap();
     assert!(rows_done(&c).await < rows, "rewritten mid-way");
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(exit.success());
+    exits_successfully(child).await;
     assert!(schema_exists(&c, "public_02_double").await);
     assert_eq!(rows_done(&c).await, rows, "every row once, none twice");
     assert_eq!(rows_not_id_doubled(&c).await, 0);
@@ -504,17 +506,14 @@ async fn a_partition_rewritten_during_the_backfill_is_finished_by_key_ranges() {
     let rows = 40_000;
     let (db, c) = partitioned_items(rows).await;
     let file = migration_file("02_double.json", ADD_DOUBLED);
-    let mut child = spawn_start_with(&db, &file, "500", "20ms", &["--backfill-workers", "1"]);
+    let child = spawn_start_with(&db, &file, "500", "20ms", &["--backfill-workers", "1"]);
     wait_until("some batches", || async { rows_done(&c).await >= 3_000 }).await;
     c.batch_execute("VACUUM FULL public.items_1").await.unwrap();
     assert!(
         rows_done(&c).await < rows / 4,
         "rewritten mid-way through items_1"
     );
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(exit.success());
+    exits_successfully(child).await;
     assert_eq!(rows_done(&c).await, rows, "every row once, none twice");
     assert!(
         page_pass_parts(&c).await.1,
