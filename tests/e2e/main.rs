@@ -11,6 +11,7 @@ mod concurrency;
 mod conformance;
 mod constraints;
 mod demo;
+mod dependents;
 mod diff;
 mod faults;
 mod grants;

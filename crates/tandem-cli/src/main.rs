@@ -72,7 +72,7 @@ fn hint_for(e: &Error) -> String {
         Error::AlreadyApplied { .. } => {
             "put the new change in a new migration file (`tandem create NAME`)".into()
         }
-        Error::InvalidMigration(_) => {
+        Error::InvalidMigration(_) | Error::ContractBlocked { .. } => {
             "fix the file and check it with `tandem validate FILE`; nothing was changed".into()
         }
         Error::StartFailed { .. } => {
@@ -613,7 +613,18 @@ async fn check_against_database(
             // Raw SQL changes what the planner cannot see: later files are checked for
             // their format only.
             Ok(plan) if plan.views_from_live_schema => break,
-            Ok(plan) => schema = plan.schema_after,
+            Ok(plan) => {
+                let dependents = session.dependents(&plan).await?;
+                problems.extend(
+                    tandem_pg::session::blocking_problems(&dependents)
+                        .into_iter()
+                        .map(|mut p| {
+                            p.file = Some(m.name.clone());
+                            p
+                        }),
+                );
+                schema = plan.schema_after;
+            }
             Err(found) => problems.extend(found.into_iter().map(|mut p| {
                 p.file = Some(m.name.clone());
                 p

@@ -102,6 +102,29 @@ pub fn plan_text(plan: &Plan, estimates: &tandem_pg::stats::PlanEstimates) -> St
             );
         }
     }
+    out.push_str(&dependents_text(plan));
+    out
+}
+
+/// The objects outside tandem that depend on what complete drops, and what happens to each.
+fn dependents_text(plan: &Plan) -> String {
+    if plan.dependents.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "
+objects that depend on what complete drops:
+",
+    );
+    for d in &plan.dependents {
+        let fate = match d.fate {
+            tandem_core::dependents::Fate::Rebuilt => {
+                "rebuilt over the new columns inside the contract transaction"
+            }
+            tandem_core::dependents::Fate::Blocks => "blocks the contract",
+        };
+        out.push_str(&format!("  {} (uses {}): {fate}\n", d.object, d.depends_on));
+    }
     out
 }
 

@@ -4,12 +4,14 @@
 pub mod backfill;
 pub mod baseline;
 pub mod ddl;
+pub mod dependents;
 pub mod diff;
 pub mod expr;
 pub mod ident;
 pub mod load;
 pub mod migration;
 pub mod ops;
+pub mod partitions;
 pub mod plan;
 pub mod planner;
 pub mod position;

@@ -177,6 +177,14 @@ pub struct Plan {
     /// Raw SQL at start may create tables the planner cannot see: the executor re-reads the
     /// schema after the start steps and creates the version schema's views from what it finds.
     pub views_from_live_schema: bool,
+    /// The tables and columns the contract drops: what depends on them is checked before
+    /// anything changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drops: Vec<crate::dependents::ContractDrop>,
+    /// What depends on `drops` in the live database, and what happens to it. The planner does
+    /// no I/O: the session fills this in from the catalog.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<crate::dependents::Dependent>,
 }
 
 impl Plan {

@@ -49,6 +49,11 @@ pub struct PlanCx<'a> {
     pub(crate) skip_copies: std::collections::BTreeSet<(String, String)>,
     /// Whether each shadow ends up NOT NULL; decided once every operation has had its say.
     pub(crate) shadow_not_null: BTreeMap<(String, String), bool>,
+    /// Per physical table (as it was before the migration): the pointer of the first
+    /// operation that changed it.
+    pub(crate) table_pointers: BTreeMap<String, String>,
+    /// Tables the contract drops whole: (physical name before, name set aside at start).
+    pub(crate) dropped_tables: Vec<(String, String)>,
 }
 
 impl PlanCx<'_> {
@@ -82,6 +87,11 @@ impl PlanCx<'_> {
     }
     pub fn complete_after(&mut self, step: Step) {
         self.complete_after.push(step);
+    }
+    /// Records that complete drops `physical_table`, set aside at start as `aside`.
+    pub fn contract_drops_table(&mut self, physical_table: &str, aside: &str) {
+        self.dropped_tables
+            .push((physical_table.to_string(), aside.to_string()));
     }
     /// Old-version writes to `physical_table` set `column` to `up` (old-shape names).
     pub fn sync_up(&mut self, physical_table: &str, column: &str, up: &str) {
@@ -274,11 +284,18 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         shadow_origins: BTreeMap::new(),
         skip_copies: Default::default(),
         shadow_not_null: BTreeMap::new(),
+        table_pointers: BTreeMap::new(),
+        dropped_tables: Vec::new(),
     };
     let mut schema = input.schema.clone();
     for (i, operation) in input.migration.operations.iter().enumerate() {
         let op = op_for(operation);
         cx.pointer = format!("/operations/{i}/{}", pointer_token(operation.key()));
+        if let Some(t) = operation_table(operation).and_then(|name| schema.table(name)) {
+            cx.table_pointers
+                .entry(t.physical.clone())
+                .or_insert_with(|| cx.pointer.clone());
+        }
         let found = op.check(&schema);
         if !found.is_empty() {
             let prefix = cx.pointer.clone();
@@ -290,11 +307,13 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         op.plan(&mut schema, &mut cx);
     }
     crate::ops::copy_onto_shadows(&mut cx, &schema);
+    crate::partitions::follow_parents(&cx, &mut schema);
 
     let start = start_steps(&mut cx, &schema);
     if !cx.problems.is_empty() {
         return Err(cx.problems);
     }
+    let drops = contract_drops(&cx, &schema);
     Ok(Plan {
         migration: input.migration.name.clone(),
         schema: base.to_string(),
@@ -304,7 +323,95 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         start,
         schema_after: schema,
         views_from_live_schema: cx.views_from_live_schema,
+        drops,
+        dependents: Vec::new(),
     })
+}
+
+/// The table an operation changes, by the name it has when the operation runs.
+fn operation_table(operation: &Operation) -> Option<&str> {
+    Some(match operation {
+        Operation::AddColumn(o) => &o.table,
+        Operation::AlterColumn(o) => &o.table,
+        Operation::RenameColumn(o) => &o.table,
+        Operation::DropColumn(o) => &o.table,
+        Operation::RenameTable(o) => &o.from,
+        Operation::DropTable(o) => &o.name,
+        Operation::CreateIndex(o) => &o.table,
+        Operation::CreateConstraint(o) => &o.table,
+        Operation::DropConstraint(o) => &o.table,
+        Operation::DropMulticolumnConstraint(o) => &o.table,
+        Operation::RenameConstraint(o) => &o.table,
+        Operation::CreateTable(_)
+        | Operation::Sql(_)
+        | Operation::DropIndex(_)
+        | Operation::SetReplicaIdentity(_) => return None,
+    })
+}
+
+/// What the contract drops: columns the new version no longer shows (a dropped column, or one
+/// replaced by its shadow) and tables dropped whole, with the column names that disappear.
+fn contract_drops(cx: &PlanCx, after: &Schema) -> Vec<crate::dependents::ContractDrop> {
+    let mut drops = Vec::new();
+    for (physical, columns) in &cx.physical {
+        let Some(after_table) = after.table_by_physical(physical) else {
+            continue;
+        };
+        let Some(before_table) = cx.before.table_by_physical(physical) else {
+            continue;
+        };
+        let inherited = crate::partitions::inherited_columns(cx, after, after_table);
+        let dropped: Vec<String> = columns
+            .iter()
+            .filter(|c| *c != backfill::DONE_COLUMN && !inherited.contains(*c))
+            .filter(|c| after_table.column_by_physical(c).is_none())
+            .filter(|c| before_table.column_by_physical(c).is_some())
+            .cloned()
+            .collect();
+        let vanishing: Vec<String> = before_table
+            .columns
+            .iter()
+            .filter(|c| !inherited.contains(&c.physical))
+            .filter(|c| after_table.column(&c.name).is_none())
+            .map(|c| c.name.clone())
+            .collect();
+        if dropped.is_empty() && vanishing.is_empty() {
+            continue;
+        }
+        let replaced = replaced_columns(cx, physical, &dropped);
+        drops.push(crate::dependents::ContractDrop {
+            pointer: cx.table_pointers.get(physical).cloned().unwrap_or_default(),
+            table: physical.clone(),
+            aside: None,
+            columns: dropped,
+            replaced,
+            vanishing,
+        });
+    }
+    for (physical, aside) in &cx.dropped_tables {
+        drops.push(crate::dependents::ContractDrop {
+            pointer: cx.table_pointers.get(physical).cloned().unwrap_or_default(),
+            table: physical.clone(),
+            aside: Some(aside.clone()),
+            columns: Vec::new(),
+            replaced: Vec::new(),
+            vanishing: Vec::new(),
+        });
+    }
+    drops
+}
+
+/// Those of `dropped` that a shadow column replaces.
+fn replaced_columns(cx: &PlanCx, physical: &str, dropped: &[String]) -> Vec<String> {
+    dropped
+        .iter()
+        .filter(|c| {
+            cx.shadow_origins
+                .iter()
+                .any(|((t, _), origin)| t == physical && origin == *c)
+        })
+        .cloned()
+        .collect()
 }
 
 /// Raw SQL run at start can change anything, so (as in pgroll) it must be alone.
@@ -393,11 +500,27 @@ fn complete_steps(cx: &PlanCx, after: &Schema, previous: Option<&str>) -> Vec<St
     if let Some(previous) = previous {
         steps.push(views::drop_version_schema(previous, Phase::Complete));
     }
+    let version_schemas: Vec<String> = std::iter::once(cx.version_schema)
+        .chain(previous)
+        .map(str::to_string)
+        .collect();
     for (physical, columns) in &cx.physical {
         let Some(after_table) = after.table_by_physical(physical) else {
             continue;
         };
         let group = Tx::Group(format!("contract {physical}"));
+        // A partition's inherited columns change with its parent's, in the parent's contract.
+        let inherited = crate::partitions::inherited_columns(cx, after, after_table);
+        let own: Vec<String> = columns
+            .iter()
+            .filter(|c| !inherited.contains(*c))
+            .cloned()
+            .collect();
+        let dropped: Vec<String> = own
+            .iter()
+            .filter(|c| after_table.column_by_physical(c).is_none())
+            .cloned()
+            .collect();
         let mut table_steps = Vec::new();
         if cx.sync.contains_key(physical) {
             table_steps.extend(sync::remove_steps(
@@ -407,23 +530,31 @@ fn complete_steps(cx: &PlanCx, after: &Schema, previous: Option<&str>) -> Vec<St
                 group.clone(),
             ));
         }
-        table_steps.extend(drop_hidden_columns(
-            cx.base,
-            physical,
-            columns,
-            after_table,
-            &group,
-        ));
+        let replaced = replaced_columns(cx, physical, &dropped);
+        let carries_views = !replaced.is_empty();
+        if carries_views {
+            table_steps.push(crate::dependents::save_and_drop_views_step(
+                cx.base,
+                physical,
+                &replaced,
+                &version_schemas,
+                &group,
+            ));
+        }
+        table_steps.extend(drop_hidden_columns(cx.base, physical, &dropped, &group));
         // Operation steps name columns physically, so they run before the renames.
         if let Some(extra) = cx.contract.get(physical) {
             table_steps.extend(extra.iter().cloned().map(|s| s.tx(group.clone())));
         }
-        table_steps.extend(rename_columns_into_place(
-            cx.base,
-            physical,
-            after_table,
-            &group,
-        ));
+        let (shadows_back, renames) = column_renames(cx, physical, after_table, &inherited);
+        table_steps.extend(rename_columns(cx.base, physical, &shadows_back, &group));
+        // The saved definitions name the columns as they were: each shadow now has the name
+        // of the column it replaces, and the other renames are still to come (views follow
+        // those by themselves).
+        if carries_views {
+            table_steps.push(crate::dependents::recreate_views_step(physical, &group));
+        }
+        table_steps.extend(rename_columns(cx.base, physical, &renames, &group));
         if after_table.name != after_table.physical {
             table_steps.push(
                 Step::sql(
@@ -450,85 +581,110 @@ fn complete_steps(cx: &PlanCx, after: &Schema, previous: Option<&str>) -> Vec<St
 }
 
 /// Drops the physical columns the new version no longer shows.
-fn drop_hidden_columns(
-    base: &str,
-    physical: &str,
-    columns: &[String],
-    after: &crate::schema::Table,
-    group: &Tx,
-) -> Vec<Step> {
+fn drop_hidden_columns(base: &str, physical: &str, dropped: &[String], group: &Tx) -> Vec<Step> {
     let table = qualified(base, physical);
-    let mut steps = Vec::new();
-    for column in columns {
-        if after.column_by_physical(column).is_none() {
-            steps.push(
-                Step::sql(
-                    Phase::Complete,
-                    format!(
-                        "drop column {} of {}",
-                        quote_ident(column),
-                        quote_ident(physical)
-                    ),
-                    format!("ALTER TABLE {table} DROP COLUMN {}", quote_ident(column)),
-                )
-                .lock(Lock::AccessExclusive)
-                .hazard(Hazard::DeletesData)
-                .tx(group.clone()),
-            );
-        }
-    }
-    steps
+    dropped
+        .iter()
+        .map(|column| {
+            Step::sql(
+                Phase::Complete,
+                format!(
+                    "drop column {} of {}",
+                    quote_ident(column),
+                    quote_ident(physical)
+                ),
+                format!("ALTER TABLE {table} DROP COLUMN {}", quote_ident(column)),
+            )
+            .lock(Lock::AccessExclusive)
+            .hazard(Hazard::DeletesData)
+            .tx(group.clone())
+        })
+        .collect()
 }
 
-/// Gives every column its final name, through temporary names when two renames would
-/// collide.
-fn rename_columns_into_place(
-    base: &str,
+/// The renames that give every column its final name, in two rounds: first each shadow
+/// takes the name of the column it replaces (free once that column is dropped), then every
+/// column whose name still differs from its final one is renamed, through temporary names
+/// when two renames would collide. Inherited columns are renamed on the parent.
+#[allow(clippy::type_complexity)]
+fn column_renames(
+    cx: &PlanCx,
     physical: &str,
     after: &crate::schema::Table,
+    inherited: &std::collections::BTreeSet<String>,
+) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let mut shadows_back = Vec::new();
+    // (current name after the first round, final name)
+    let mut pending: Vec<(String, String)> = Vec::new();
+    for c in after
+        .columns
+        .iter()
+        .filter(|c| !inherited.contains(&c.physical))
+    {
+        let origin = cx
+            .shadow_origins
+            .get(&(physical.to_string(), c.physical.clone()));
+        let current = match origin {
+            Some(origin) if *origin != c.physical => {
+                shadows_back.push((c.physical.clone(), origin.clone()));
+                origin.clone()
+            }
+            _ => c.physical.clone(),
+        };
+        if current != c.name {
+            pending.push((current, c.name.clone()));
+        }
+    }
+    let collides = pending
+        .iter()
+        .any(|(_, to)| pending.iter().any(|(from, _)| from == to));
+    let renames = if collides {
+        let temps: Vec<String> = (0..pending.len())
+            .map(|i| format!("_tandem_tmp_{i}"))
+            .collect();
+        pending
+            .iter()
+            .zip(&temps)
+            .map(|((from, _), tmp)| (from.clone(), tmp.clone()))
+            .chain(
+                pending
+                    .iter()
+                    .zip(&temps)
+                    .map(|((_, to), tmp)| (tmp.clone(), to.clone())),
+            )
+            .collect()
+    } else {
+        pending
+    };
+    (shadows_back, renames)
+}
+
+fn rename_columns(
+    base: &str,
+    physical: &str,
+    renames: &[(String, String)],
     group: &Tx,
 ) -> Vec<Step> {
     let table = qualified(base, physical);
-    let mut steps = Vec::new();
-    let renames: Vec<(&str, &str)> = after
-        .columns
+    renames
         .iter()
-        .filter(|c| c.name != c.physical)
-        .map(|c| (c.physical.as_str(), c.name.as_str()))
-        .collect();
-    let collides = renames.iter().any(|(_, to)| {
-        after
-            .columns
-            .iter()
-            .any(|c| c.physical == *to && c.name != c.physical)
-    });
-    let rename = |from: &str, to: &str| {
-        Step::sql(
-            Phase::Complete,
-            format!(
-                "rename column {} of {} to {}",
-                quote_ident(from),
-                quote_ident(physical),
-                quote_ident(to)
-            ),
-            format!(
-                "ALTER TABLE {table} RENAME COLUMN {} TO {}",
-                quote_ident(from),
-                quote_ident(to)
-            ),
-        )
-        .lock(Lock::AccessExclusive)
-        .tx(group.clone())
-    };
-    if collides {
-        for (i, (from, _)) in renames.iter().enumerate() {
-            steps.push(rename(from, &format!("_tandem_tmp_{i}")));
-        }
-        for (i, (_, to)) in renames.iter().enumerate() {
-            steps.push(rename(&format!("_tandem_tmp_{i}"), to));
-        }
-    } else {
-        steps.extend(renames.iter().map(|(from, to)| rename(from, to)));
-    }
-    steps
+        .map(|(from, to)| {
+            Step::sql(
+                Phase::Complete,
+                format!(
+                    "rename column {} of {} to {}",
+                    quote_ident(from),
+                    quote_ident(physical),
+                    quote_ident(to)
+                ),
+                format!(
+                    "ALTER TABLE {table} RENAME COLUMN {} TO {}",
+                    quote_ident(from),
+                    quote_ident(to)
+                ),
+            )
+            .lock(Lock::AccessExclusive)
+            .tx(group.clone())
+        })
+        .collect()
 }

@@ -38,6 +38,10 @@ pub struct Table {
     /// views it creates); each version's view of the table gets the same.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<Grant>,
+    /// For a partition or an inheritance child: its parent's physical name (in the same
+    /// schema). Columns it inherits change with the parent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// One table privilege of one role, as `aclexplode` reports it.

@@ -20,6 +20,11 @@ const TABLES_SQL: &str = "
            (SELECT ic.relname::text
             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
             WHERE i.indrelid = c.oid AND i.indisreplident
+            LIMIT 1),
+           (SELECT p.relname::text
+            FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent
+            WHERE h.inhrelid = c.oid AND p.relnamespace = c.relnamespace
+            ORDER BY h.inhseqno
             LIMIT 1)
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -233,6 +238,7 @@ fn table(row: &Row) -> Result<Table, Error> {
         name,
         comment: row.try_get(2)?,
         replica_identity: replica_identity(row.try_get(3)?, row.try_get(4)?),
+        parent: row.try_get(5)?,
         ..Table::default()
     })
 }
@@ -697,7 +703,10 @@ mod tests {
             name: "app".to_string(),
             tables: vec![
                 expected_event_table("events", "ONLY "),
-                expected_event_table("events_2024", ""),
+                Table {
+                    parent: Some("events".to_string()),
+                    ..expected_event_table("events_2024", "")
+                },
                 expected_slots(),
             ],
             ..Schema::default()

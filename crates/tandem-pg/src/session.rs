@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde::Serialize;
+use tandem_core::dependents::{dependents_params, pointer_for, Dependent, Fate, DEPENDENTS_SQL};
 use tandem_core::ident::quote_ident;
 use tandem_core::migration::Migration;
 use tandem_core::plan::{Phase as PlanPhase, Plan};
@@ -58,6 +59,11 @@ pub enum Error {
     },
     Exec(ExecError),
     Database(String),
+    /// Something outside tandem depends on what the contract would drop; nothing was changed.
+    ContractBlocked {
+        name: String,
+        problems: Vec<Problem>,
+    },
     /// `baseline` is for a schema tandem has not migrated yet.
     HistoryExists {
         schema: String,
@@ -68,7 +74,10 @@ pub enum Error {
 impl Error {
     /// Bad input (exit code 2) as opposed to a failure (exit code 1).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Error::InvalidMigration(_))
+        matches!(
+            self,
+            Error::InvalidMigration(_) | Error::ContractBlocked { .. }
+        )
     }
 }
 
@@ -84,6 +93,10 @@ impl fmt::Display for Error {
             Error::InvalidMigration(problems) => {
                 let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
                 write!(f, "{}", lines.join("\n"))
+            }
+            Error::ContractBlocked { name, problems } => {
+                let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                write!(f, "cannot complete migration \"{name}\": {} object(s) depend on what its contract drops\n{}\n  nothing was changed: both versions keep working, and `tandem rollback` is still possible\n  hint: fix each object as its hint says, then run `tandem complete` again", problems.len(), lines.join("\n"))
             }
             Error::RollbackAfterContract { name } => write!(f, "migration \"{name}\" has begun its contract phase and can no longer be rolled back\n  hint: run `tandem complete` to finish it"),
             Error::StartFailed { error, rollback_error: None } => write!(f, "{error}\n  the start was rolled back; the database is as it was before"),
@@ -117,6 +130,25 @@ impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
         Error::Database(db_message(&e))
     }
+}
+
+/// The dependents that would make a contract fail, as problems at the operation behind them.
+pub fn blocking_problems(dependents: &[Dependent]) -> Vec<Problem> {
+    dependents
+        .iter()
+        .filter(|d| d.fate == Fate::Blocks)
+        .map(|d| {
+            let depends_on = d.depends_on.strip_prefix("owner ").unwrap_or(&d.depends_on);
+            Problem::new(
+                d.pointer.clone(),
+                format!(
+                    "{} depends on {depends_on}, which this migration's complete would drop",
+                    d.object
+                ),
+            )
+            .with_hint(d.fix())
+        })
+        .collect()
 }
 
 /// What `baseline` recorded.
@@ -277,12 +309,73 @@ impl Session {
         }
         let schema = read_schema(&self.client, &self.options.schema).await?;
         let previous = self.previous_version_schema().await?;
-        planner::plan(&PlanInput {
+        let mut plan = planner::plan(&PlanInput {
             schema: &schema,
             migration,
             previous_version_schema: previous.as_deref(),
         })
-        .map_err(Error::InvalidMigration)
+        .map_err(Error::InvalidMigration)?;
+        plan.dependents = self.dependents(&plan).await?;
+        let blockers = blocking_problems(&plan.dependents);
+        if !blockers.is_empty() {
+            return Err(Error::InvalidMigration(blockers));
+        }
+        Ok(plan)
+    }
+
+    /// What in the live database depends on the tables and columns `plan`'s contract drops.
+    pub async fn dependents(&self, plan: &Plan) -> Result<Vec<Dependent>, Error> {
+        if plan.drops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut version_schemas: Vec<String> = self
+            .state
+            .history(&self.client, &self.options.schema)
+            .await?
+            .into_iter()
+            .map(|r| r.version_schema)
+            .collect();
+        version_schemas.push(plan.version_schema.clone());
+        let ([tables, asides, columns, v_tables, v_columns], replaced) =
+            dependents_params(&plan.drops);
+        let rows = self
+            .client
+            .query(
+                DEPENDENTS_SQL,
+                &[
+                    &self.options.schema,
+                    &tables,
+                    &asides,
+                    &columns,
+                    &version_schemas,
+                    &v_tables,
+                    &v_columns,
+                    &replaced,
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let not_owned: bool = row.try_get(3)?;
+                let table: String = row.try_get(4)?;
+                let depends_on: String = row.try_get(1)?;
+                Ok(Dependent {
+                    object: row.try_get(0)?,
+                    depends_on: if not_owned {
+                        format!("owner {depends_on}")
+                    } else {
+                        depends_on
+                    },
+                    fate: if row.try_get(2)? {
+                        Fate::Rebuilt
+                    } else {
+                        Fate::Blocks
+                    },
+                    pointer: pointer_for(&plan.drops, &table),
+                })
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(Error::from)
     }
 
     /// The version schema of the latest complete migration, which the next complete drops.
@@ -519,6 +612,16 @@ impl Session {
         let record = self.in_flight().await?;
         self.finish_start(&record, observer).await?;
         let plan = self.replan(&record).await?;
+        // Objects created since start may depend on what goes: found before anything changes.
+        if record.phase == Phase::Started {
+            let blockers = blocking_problems(&self.dependents(&plan).await?);
+            if !blockers.is_empty() {
+                return Err(Error::ContractBlocked {
+                    name: record.name.clone(),
+                    problems: blockers,
+                });
+            }
+        }
         self.state
             .set_phase(
                 &self.client,

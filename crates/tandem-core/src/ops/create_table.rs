@@ -246,6 +246,7 @@ impl CreateTable {
             comment: self.comment.clone(),
             replica_identity: None,
             grants,
+            parent: None,
         }
     }
 }

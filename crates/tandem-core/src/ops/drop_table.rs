@@ -25,6 +25,7 @@ impl Op for DropTable {
         let table = schema.tables.remove(position);
         let aside = bounded_name(&["_tandem_del", &table.physical]);
         cx.physical_table_set_aside(&table.physical);
+        cx.contract_drops_table(&table.physical, &aside);
         cx.start(
             Step::sql(
                 Phase::Start,

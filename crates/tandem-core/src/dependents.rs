@@ -1,0 +1,445 @@
+//! What depends on the columns and tables a contract drops, so that `complete` cannot fail
+//! on it after the old version is gone.
+//!
+//! PostgreSQL refuses `DROP COLUMN` and `DROP TABLE` (without `CASCADE`) while another object
+//! depends on what goes: a view, a materialized view, a generated column, a foreign key of
+//! another table, a trigger `UPDATE OF` the column, a function with a SQL-standard body. The
+//! same `pg_depend` walk PostgreSQL does is done here as one catalog query, at `plan`,
+//! `validate` and `start` (before anything changes) and again at `complete` (before anything
+//! changes, for objects created since start).
+//!
+//! Plain views are carried: the contract transaction saves their definitions, drops them,
+//! swaps the columns, and recreates them over the new columns with their options, owner,
+//! grants, comments, column defaults, rules and triggers. Everything else that depends on what
+//! goes is a blocker, refused with a fix. So is a trigger function of the table whose body
+//! names a column that disappears (`pg_depend` does not track function bodies): the table's
+//! writes would fail right after complete.
+//!
+//! The queries here are text with bind parameters (the catalog check) or `DO` blocks with
+//! escaped literals (the contract steps); this module runs nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ident::{dollar_quote, quote_literal};
+use crate::plan::{Lock, Phase, Step, Tx};
+
+/// A table, or some of its columns, that the contract drops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractDrop {
+    /// The operation that causes it, as a JSON Pointer from the file's root.
+    pub pointer: String,
+    /// The table's physical name before the migration.
+    pub table: String,
+    /// The name the table has at complete when start set it aside: set when the contract
+    /// drops the whole table (`drop_table`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aside: Option<String>,
+    /// Physical columns dropped (none when the whole table is: `aside` is set then).
+    pub columns: Vec<String>,
+    /// Those of `columns` that a shadow replaces (under the same name, once complete has
+    /// run): views over them are rebuilt. Views over the others cannot be.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<String>,
+    /// Column names that no longer exist once complete has run (dropped, or renamed away);
+    /// a trigger function of the table that names one would fail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vanishing: Vec<String>,
+}
+
+/// What happens to an object that depends on something the contract drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fate {
+    /// A view, rebuilt over the new columns inside the contract transaction.
+    Rebuilt,
+    /// Would make the contract fail: refused before anything changes.
+    Blocks,
+}
+
+/// One object that depends on what the contract drops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependent {
+    /// As PostgreSQL describes it: `view public.customer_list`.
+    pub object: String,
+    /// What it depends on: `column address of table customer`.
+    pub depends_on: String,
+    pub fate: Fate,
+    /// The operation whose contract drops what it depends on.
+    pub pointer: String,
+}
+
+impl Dependent {
+    /// How to unblock the migration, for a dependent that blocks it.
+    pub fn fix(&self) -> String {
+        let o = self.object.as_str();
+        if o.starts_with("view") && self.depends_on.starts_with("owner ") {
+            "tandem must recreate the view, so its role must be a member of the view's owner: GRANT that role to tandem's, or run tandem as the owner".into()
+        } else if o.starts_with("materialized view") {
+            "drop the materialized view in a `sql` migration before this one and recreate it with `onComplete: true` after, or leave the column alone".into()
+        } else if o.starts_with("default value for column") {
+            "this is a generated column over the changed column: drop it first, or change both in one migration that adds a new generated column".into()
+        } else if o.starts_with("constraint") {
+            "a foreign key of another table references it: drop that constraint first (drop_constraint), then change the column".into()
+        } else if o.starts_with("trigger") && self.depends_on.ends_with("body names") {
+            "the trigger's function names the column: change the function in a `sql` migration (onComplete: true) so it no longer names it, or drop the trigger first".into()
+        } else if o.starts_with("trigger") {
+            "the trigger fires on UPDATE OF the column: drop it first and recreate it after complete".into()
+        } else if o.starts_with("view") {
+            "the view uses a column or table that goes away: define the view without it first (DROP VIEW and CREATE VIEW in a `sql` migration, since CREATE OR REPLACE VIEW cannot remove a column), or keep the column".into()
+        } else {
+            "drop or change it so it no longer depends on what this migration removes".into()
+        }
+    }
+}
+
+/// Lists every object that depends on what the contract drops, and whether it is rebuilt or
+/// blocks. Parameters: `$1` the base schema; `$2`, `$3`, `$4`, `$8` parallel arrays of table,
+/// aside name ('' for none), column ('' for the whole table) and whether a shadow replaces
+/// it; `$5` the tandem version schemas, whose views tandem manages itself; `$6`, `$7`
+/// parallel arrays of table and vanishing column name.
+///
+/// Columns: object, depends_on, rebuilt (bool), not_owned (bool: a view tandem's role cannot
+/// recreate as its owner), table (the input row's table).
+pub const DEPENDENTS_SQL: &str = r#"
+WITH RECURSIVE
+input AS (
+    SELECT d.tbl, d.col, d.replaced,
+           coalesce(to_regclass(quote_ident($1) || '.' || quote_ident(nullif(d.aside, ''))),
+                    to_regclass(quote_ident($1) || '.' || quote_ident(d.tbl))) AS relid
+      FROM unnest($2::text[], $3::text[], $4::text[], $8::bool[]) AS d(tbl, aside, col, replaced)
+),
+target AS (
+    SELECT i.tbl, i.replaced, i.relid::oid AS relid, coalesce(a.attnum, 0)::int AS attnum
+      FROM input i
+      LEFT JOIN pg_attribute a
+        ON a.attrelid = i.relid AND a.attname = i.col AND NOT a.attisdropped
+     WHERE i.relid IS NOT NULL AND (i.col = '' OR a.attnum IS NOT NULL)
+),
+-- the same column of every partition and inheritance child
+tree AS (
+    SELECT tbl, replaced, relid, attnum FROM target
+    UNION
+    SELECT t.tbl, t.replaced, h.inhrelid,
+           CASE WHEN t.attnum = 0 THEN 0 ELSE
+             (SELECT c.attnum::int FROM pg_attribute c JOIN pg_attribute p
+                 ON p.attrelid = t.relid AND p.attnum = t.attnum
+               WHERE c.attrelid = h.inhrelid AND c.attname = p.attname) END
+      FROM tree t JOIN pg_inherits h ON h.inhparent = t.relid
+),
+-- everything PostgreSQL drops along with them
+gone (tbl, classid, objid, objsubid) AS (
+    SELECT tbl, 'pg_class'::regclass::oid, relid, attnum FROM tree
+    UNION
+    SELECT g.tbl, d.classid, d.objid, d.objsubid
+      FROM gone g JOIN pg_depend d
+        ON d.refclassid = g.classid AND d.refobjid = g.objid
+       AND (g.objsubid = 0 OR d.refobjsubid = g.objsubid)
+     WHERE d.deptype IN ('a', 'i')
+),
+-- what depends on them without going along: views are carried, with the views over them
+hit (tbl, classid, objid, objsubid, refclassid, refobjid, refobjsubid) AS (
+    SELECT g.tbl, d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid, d.refobjsubid
+      FROM gone g JOIN pg_depend d
+        ON d.refclassid = g.classid AND d.refobjid = g.objid
+       AND (g.objsubid = 0 OR d.refobjsubid = g.objsubid)
+     WHERE d.deptype = 'n'
+    UNION
+    SELECT h.tbl, d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid, d.refobjsubid
+      FROM hit h
+      JOIN pg_rewrite r ON h.classid = 'pg_rewrite'::regclass AND r.oid = h.objid
+      JOIN pg_class v ON v.oid = r.ev_class AND v.relkind = 'v'
+      JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = v.oid
+       AND d.deptype = 'n' AND NOT (d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid)
+),
+found AS (
+    SELECT h.tbl,
+           CASE WHEN h.classid = 'pg_rewrite'::regclass
+                THEN pg_describe_object('pg_class'::regclass, r.ev_class, 0)
+                ELSE pg_describe_object(h.classid, h.objid, 0) END AS object,
+           pg_describe_object(h.refclassid, h.refobjid, h.refobjsubid) AS depends_on,
+           coalesce(v.relkind = 'v', false)
+             -- over a replaced column, or over a view that is rebuilt
+             AND (h.refobjsubid = 0
+                  OR EXISTS (SELECT 1 FROM tree t WHERE t.replaced AND t.relid = h.refobjid
+                                AND t.attnum = h.refobjsubid)
+                  OR NOT EXISTS (SELECT 1 FROM tree t WHERE t.relid = h.refobjid))
+             AS rebuilt,
+           coalesce(pg_has_role(v.relowner, 'MEMBER'), true) AS owned,
+           (SELECT n.nspname FROM pg_class o JOIN pg_namespace n ON n.oid = o.relnamespace
+             WHERE o.oid = CASE h.classid
+                 WHEN 'pg_rewrite'::regclass THEN r.ev_class
+                 WHEN 'pg_attrdef'::regclass
+                   THEN (SELECT ad.adrelid FROM pg_attrdef ad WHERE ad.oid = h.objid)
+                 WHEN 'pg_trigger'::regclass
+                   THEN (SELECT tg.tgrelid FROM pg_trigger tg WHERE tg.oid = h.objid)
+                 WHEN 'pg_constraint'::regclass
+                   THEN (SELECT co.conrelid FROM pg_constraint co WHERE co.oid = h.objid)
+                 WHEN 'pg_class'::regclass THEN h.objid END) AS owner_schema
+      FROM hit h
+      LEFT JOIN pg_rewrite r ON h.classid = 'pg_rewrite'::regclass AND r.oid = h.objid
+      LEFT JOIN pg_class v ON v.oid = r.ev_class
+     WHERE NOT EXISTS (SELECT 1 FROM gone g WHERE g.classid = h.classid AND g.objid = h.objid)
+       -- a view's rule depends on its own view's columns
+       AND NOT (h.classid = 'pg_rewrite'::regclass AND h.refobjid = r.ev_class)
+),
+-- triggers of the tables whose function names a column that disappears
+vanishing AS (
+    SELECT v.tbl, v.col, c.oid AS relid
+      FROM unnest($6::text[], $7::text[]) AS v(tbl, col)
+      JOIN pg_class c ON c.oid = to_regclass(quote_ident($1) || '.' || quote_ident(v.tbl))
+),
+named AS (
+    SELECT v.tbl,
+           pg_describe_object('pg_trigger'::regclass, g.oid, 0) AS object,
+           format('column %s of table %s, which its function''s body names', v.col, v.tbl) AS depends_on,
+           false AS rebuilt,
+           true AS owned,
+           NULL::name AS owner_schema
+      FROM vanishing v
+      JOIN pg_trigger g ON g.tgrelid = v.relid AND NOT g.tgisinternal
+      JOIN pg_proc p ON p.oid = g.tgfoid
+     WHERE g.tgname NOT LIKE '\_tandem%'
+       AND p.prosrc ~* ('(^|[^[:alnum:]_$])' || regexp_replace(v.col, '([^[:alnum:]_])', '\\\1', 'g') || '($|[^[:alnum:]_$])')
+)
+SELECT DISTINCT object, depends_on, rebuilt AND owned, NOT owned, tbl
+  FROM (SELECT * FROM found UNION ALL SELECT * FROM named) f
+ -- tandem's version schemas are its own to drop and rebuild
+ WHERE owner_schema IS NULL OR NOT owner_schema = ANY ($5::text[])
+ ORDER BY tbl, object, depends_on
+"#;
+
+/// The bind parameters of [`DEPENDENTS_SQL`] after the base schema: tables, aside names,
+/// columns, then (after the version schemas) vanishing tables and columns.
+pub fn dependents_params(drops: &[ContractDrop]) -> ([Vec<String>; 5], Vec<bool>) {
+    let (mut tables, mut asides, mut columns) = (Vec::new(), Vec::new(), Vec::new());
+    let mut replaced = Vec::new();
+    let (mut v_tables, mut v_columns) = (Vec::new(), Vec::new());
+    for d in drops {
+        let aside = d.aside.clone().unwrap_or_default();
+        if d.aside.is_some() {
+            tables.push(d.table.clone());
+            asides.push(aside.clone());
+            columns.push(String::new());
+            replaced.push(false);
+        }
+        for c in &d.columns {
+            tables.push(d.table.clone());
+            asides.push(aside.clone());
+            columns.push(c.clone());
+            replaced.push(d.replaced.contains(c));
+        }
+        for c in &d.vanishing {
+            v_tables.push(d.table.clone());
+            v_columns.push(c.clone());
+        }
+    }
+    ([tables, asides, columns, v_tables, v_columns], replaced)
+}
+
+/// The pointer of the operation behind a found row (`table` is the input row's table).
+pub fn pointer_for(drops: &[ContractDrop], table: &str) -> String {
+    drops
+        .iter()
+        .find(|d| d.table == table)
+        .map(|d| d.pointer.clone())
+        .unwrap_or_default()
+}
+
+/// The temporary table the contract keeps the carried views in between its two steps.
+const SAVED: &str = "pg_temp._tandem_carried_views";
+
+/// Inside a table's contract transaction, before its columns are dropped: saves every view
+/// (outside tandem's version schemas) that depends on `columns` of `table` or its partitions,
+/// with the views over those, and drops them, the outermost first.
+pub fn save_and_drop_views_step(
+    base: &str,
+    table: &str,
+    columns: &[String],
+    version_schemas: &[String],
+    group: &Tx,
+) -> Step {
+    let array = |items: &[String]| {
+        format!(
+            "ARRAY[{}]::text[]",
+            items
+                .iter()
+                .map(|s| quote_literal(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let body = format!(
+        r#"
+DECLARE saved record;
+BEGIN
+  CREATE TEMP TABLE IF NOT EXISTS _tandem_carried_views (
+      depth int, nsp name, name name, def text, options text[], owner name, acl aclitem[],
+      comment text, column_comments jsonb, column_defaults jsonb, extras text[]
+  ) ON COMMIT DROP;
+  TRUNCATE {SAVED};
+  INSERT INTO {SAVED}
+  WITH RECURSIVE
+  tree AS (
+      SELECT c.oid AS relid, a.attnum
+        FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+       WHERE c.oid = to_regclass(quote_ident({base}) || '.' || quote_ident({table}))
+         AND a.attname = ANY ({columns}) AND NOT a.attisdropped
+      UNION
+      SELECT h.inhrelid, c.attnum
+        FROM tree t JOIN pg_inherits h ON h.inhparent = t.relid
+        JOIN pg_attribute p ON p.attrelid = t.relid AND p.attnum = t.attnum
+        JOIN pg_attribute c ON c.attrelid = h.inhrelid AND c.attname = p.attname
+  ),
+  views (oid, depth) AS (
+      SELECT DISTINCT r.ev_class, 1
+        FROM tree t JOIN pg_depend d
+          ON d.refclassid = 'pg_class'::regclass AND d.refobjid = t.relid
+         AND d.refobjsubid = t.attnum AND d.classid = 'pg_rewrite'::regclass
+        JOIN pg_rewrite r ON r.oid = d.objid
+      UNION
+      SELECT r.ev_class, v.depth + 1
+        FROM views v JOIN pg_depend d
+          ON d.refclassid = 'pg_class'::regclass AND d.refobjid = v.oid
+         AND d.classid = 'pg_rewrite'::regclass
+        JOIN pg_rewrite r ON r.oid = d.objid AND r.ev_class <> v.oid
+  )
+  SELECT max(v.depth), n.nspname, c.relname, pg_get_viewdef(c.oid), c.reloptions,
+         pg_get_userbyid(c.relowner), c.relacl, obj_description(c.oid, 'pg_class'),
+         (SELECT jsonb_object_agg(a.attname, col_description(c.oid, a.attnum))
+            FROM pg_attribute a
+           WHERE a.attrelid = c.oid AND a.attnum > 0
+             AND col_description(c.oid, a.attnum) IS NOT NULL),
+         (SELECT jsonb_object_agg(a.attname, pg_get_expr(ad.adbin, ad.adrelid))
+            FROM pg_attrdef ad JOIN pg_attribute a
+              ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+           WHERE ad.adrelid = c.oid),
+         ARRAY(SELECT pg_get_triggerdef(g.oid) FROM pg_trigger g
+                WHERE g.tgrelid = c.oid AND NOT g.tgisinternal
+               UNION ALL
+               SELECT pg_get_ruledef(ru.oid) FROM pg_rewrite ru
+                WHERE ru.ev_class = c.oid AND ru.rulename <> '_RETURN')
+    FROM views v
+    JOIN pg_class c ON c.oid = v.oid AND c.relkind = 'v'
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE NOT n.nspname = ANY ({version_schemas})
+   GROUP BY c.oid, n.nspname, c.relname;
+  FOR saved IN SELECT * FROM {SAVED} ORDER BY depth DESC LOOP
+    EXECUTE format('DROP VIEW %I.%I', saved.nsp, saved.name);
+  END LOOP;
+END
+"#,
+        base = quote_literal(base),
+        table = quote_literal(table),
+        columns = array(columns),
+        version_schemas = array(version_schemas),
+    );
+    Step::sql(
+        Phase::Complete,
+        format!(
+            "set aside the views over the columns of {} that go (rebuilt below)",
+            crate::ident::quote_ident(table)
+        ),
+        format!("DO {}", dollar_quote(&body)),
+    )
+    .lock(Lock::AccessExclusive)
+    .tx(group.clone())
+}
+
+/// Inside the same transaction, once the columns have their final names: recreates the
+/// views [`save_and_drop_views_step`] set aside, innermost first, with their options, owner,
+/// grants, comments, column defaults, triggers and rules.
+pub fn recreate_views_step(table: &str, group: &Tx) -> Step {
+    let body = format!(
+        r#"
+DECLARE saved record; entry record; acl record; statement text;
+BEGIN
+  IF to_regclass('{SAVED}') IS NULL THEN RETURN; END IF;
+  FOR saved IN SELECT * FROM {SAVED} ORDER BY depth LOOP
+    EXECUTE format('CREATE VIEW %I.%I%s AS %s', saved.nsp, saved.name,
+        CASE WHEN saved.options IS NULL THEN ''
+             ELSE ' WITH (' || array_to_string(saved.options, ', ') || ')' END,
+        rtrim(saved.def, ';'));
+    EXECUTE format('ALTER VIEW %I.%I OWNER TO %I', saved.nsp, saved.name, saved.owner);
+    FOR acl IN SELECT * FROM aclexplode(saved.acl) LOOP
+      EXECUTE format('GRANT %s ON %I.%I TO %s%s', acl.privilege_type, saved.nsp, saved.name,
+          CASE WHEN acl.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(acl.grantee)) END,
+          CASE WHEN acl.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    IF saved.comment IS NOT NULL THEN
+      EXECUTE format('COMMENT ON VIEW %I.%I IS %L', saved.nsp, saved.name, saved.comment);
+    END IF;
+    FOR entry IN SELECT * FROM jsonb_each_text(coalesce(saved.column_comments, '{{}}')) LOOP
+      EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', saved.nsp, saved.name, entry.key, entry.value);
+    END LOOP;
+    FOR entry IN SELECT * FROM jsonb_each_text(coalesce(saved.column_defaults, '{{}}')) LOOP
+      EXECUTE format('ALTER VIEW %I.%I ALTER COLUMN %I SET DEFAULT %s', saved.nsp, saved.name, entry.key, entry.value);
+    END LOOP;
+    FOREACH statement IN ARRAY coalesce(saved.extras, '{{}}') LOOP
+      EXECUTE statement;
+    END LOOP;
+  END LOOP;
+  -- a drop, not a truncate: the table's life is this step pair's, and DDL logs see it end
+  DROP TABLE {SAVED};
+END
+"#
+    );
+    Step::sql(
+        Phase::Complete,
+        format!(
+            "rebuild the views over the columns of {} that were swapped",
+            crate::ident::quote_ident(table)
+        ),
+        format!("DO {}", dollar_quote(&body)),
+    )
+    .lock(Lock::AccessExclusive)
+    .tx(group.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_list_every_column_and_whole_tables_once() {
+        let drops = vec![
+            ContractDrop {
+                pointer: "/operations/0/alter_column".into(),
+                table: "t".into(),
+                aside: None,
+                columns: vec!["a".into(), "b".into()],
+                replaced: vec!["a".into()],
+                vanishing: vec!["b".into()],
+            },
+            ContractDrop {
+                pointer: "/operations/1/drop_table".into(),
+                table: "u".into(),
+                aside: Some("_tandem_del_u".into()),
+                columns: vec![],
+                replaced: vec![],
+                vanishing: vec![],
+            },
+        ];
+        let ([tables, asides, columns, vt, vc], replaced) = dependents_params(&drops);
+        assert_eq!(replaced, [true, false, false]);
+        assert_eq!(tables, ["t", "t", "u"]);
+        assert_eq!(asides, ["", "", "_tandem_del_u"]);
+        assert_eq!(columns, ["a", "b", ""]);
+        assert_eq!((vt, vc), (vec!["t".to_string()], vec!["b".to_string()]));
+        assert_eq!(pointer_for(&drops, "u"), "/operations/1/drop_table");
+    }
+
+    #[test]
+    fn names_reach_the_do_block_as_escaped_literals() {
+        let step = save_and_drop_views_step(
+            "public",
+            "it's",
+            &["$tandem$ x".to_string()],
+            &["public_01".to_string()],
+            &Tx::Group("g".into()),
+        );
+        let sql = step.sql_text().unwrap();
+        assert!(sql.contains("quote_ident('it''s')"));
+        assert!(sql.starts_with("DO $tandem1$"), "{sql}");
+        assert!(sql.contains("ARRAY['public_01']::text[]"));
+    }
+}

@@ -1,0 +1,350 @@
+//! Objects outside tandem that depend on what a contract drops: views are rebuilt over the new
+//! columns; what cannot be carried over is refused before anything changes (at start, or at
+//! complete for objects created since), so a migration that starts always completes.
+//! Partitioned tables: every partition's view follows the parent, in both versions.
+
+use crate::support::{catalog_snapshot, migration_file, start_roll_back_start, texts, TestDb};
+use tokio_postgres::Client;
+
+/// An application's tables made before tandem, with its own views over them (one in another
+/// schema, one over another view), options, grants and comments.
+const APP: &str = r#"
+CREATE TABLE customers (
+    id int PRIMARY KEY,
+    name text NOT NULL,
+    score int NOT NULL DEFAULT 0,
+    email text
+);
+INSERT INTO customers VALUES (1, 'ann', 5, 'ann@x'), (2, 'ben', 50, NULL), (3, 'cy', 20, 'cy@x');
+CREATE VIEW top_customers WITH (security_barrier = true) AS
+    SELECT id, name, score FROM customers WHERE score > 10;
+COMMENT ON VIEW top_customers IS 'the best customers';
+COMMENT ON COLUMN top_customers.score IS 'points';
+GRANT SELECT ON top_customers TO PUBLIC;
+CREATE SCHEMA reports;
+CREATE VIEW reports.score_summary AS SELECT count(*) AS n, sum(score) AS total FROM top_customers;
+"#;
+
+async fn app() -> (TestDb, Client) {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    c.batch_execute(APP).await.unwrap();
+    db.tandem_ok(&["init"]);
+    (db, c)
+}
+
+fn file(name: &str, json: &str) -> std::path::PathBuf {
+    migration_file(&format!("{name}.json"), json)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const SCORE_BIGINT: &str = r#"{"operations": [{"alter_column": {
+    "table": "customers", "column": "score", "type": "bigint",
+    "up": "score * 10", "down": "(score / 10)::int"}}]}"#;
+
+#[tokio::test]
+async fn views_over_a_swapped_column_are_rebuilt_with_their_options_grants_and_comments() {
+    let (db, c) = app().await;
+    let f = file("02_score_bigint", SCORE_BIGINT);
+    start_roll_back_start(&db, &f).await;
+
+    // Both versions write; the old one through the base schema, the new one through its views.
+    let new = db.client_on("public_02_score_bigint").await;
+    c.execute(
+        "INSERT INTO customers (id, name, score) VALUES (4, 'dee', 30)",
+        &[],
+    )
+    .await
+    .unwrap();
+    new.execute(
+        "INSERT INTO customers (id, name, score) VALUES (5, 'eve', 700)",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        texts(
+            &new,
+            "SELECT format('%s=%s', id, score) FROM customers ORDER BY id"
+        )
+        .await,
+        ["1=50", "2=500", "3=200", "4=300", "5=700"]
+    );
+    // The app's view still reads the old column while both versions run.
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s=%s', id, score) FROM top_customers ORDER BY id"
+        )
+        .await,
+        ["2=50", "3=20", "4=30", "5=70"]
+    );
+
+    db.tandem_ok(&["complete"]);
+
+    // The views now read the new column, with their type, options, grants and comments.
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s=%s', id, score) FROM top_customers ORDER BY id"
+        )
+        .await,
+        ["1=50", "2=500", "3=200", "4=300", "5=700"]
+    );
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s %s %s %s', format_type(a.atttypid, a.atttypmod),
+                    c.reloptions, obj_description(c.oid, 'pg_class'),
+                    col_description(c.oid, a.attnum), has_table_privilege('public', c.oid, 'SELECT'))
+               FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'score'
+              WHERE c.oid = 'public.top_customers'::regclass"
+        )
+        .await,
+        ["bigint {security_barrier=true} the best customers points t"]
+    );
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s', n, total) FROM reports.score_summary"
+        )
+        .await,
+        ["5 1750"]
+    );
+}
+
+#[tokio::test]
+async fn a_view_over_a_dropped_column_is_refused_at_start_with_nothing_changed() {
+    let (db, c) = app().await;
+    c.batch_execute("CREATE VIEW contacts AS SELECT name, email FROM customers")
+        .await
+        .unwrap();
+    let before = catalog_snapshot(&c).await;
+    let f = file(
+        "02_drop_email",
+        r#"{"operations": [{"drop_column": {"table": "customers", "column": "email"}}]}"#,
+    );
+    for command in ["validate", "plan", "start"] {
+        let out = db.tandem(&[command, f.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("/operations/0/drop_column")
+                && err.contains("view contacts depends on column email of table customers"),
+            "{command}: {err}"
+        );
+    }
+    assert_eq!(before, catalog_snapshot(&c).await);
+    // Once the view no longer uses the column, the same file runs to the end.
+    c.batch_execute("DROP VIEW contacts; CREATE VIEW contacts AS SELECT name FROM customers")
+        .await
+        .unwrap();
+    db.tandem_ok(&["start", "--complete", f.to_str().unwrap()]);
+    assert_eq!(
+        texts(&c, "SELECT name FROM contacts ORDER BY 1").await,
+        ["ann", "ben", "cy"]
+    );
+}
+
+#[tokio::test]
+async fn what_cannot_be_carried_over_is_refused_at_start_naming_each_object() {
+    let (db, c) = app().await;
+    c.batch_execute(
+        "CREATE MATERIALIZED VIEW score_totals AS SELECT sum(score) AS total FROM customers;
+         ALTER TABLE customers ADD COLUMN double_score int GENERATED ALWAYS AS (score * 2) STORED;
+         CREATE TABLE notes (id int PRIMARY KEY, customer_email text);
+         CREATE UNIQUE INDEX customers_email ON customers (email);
+         CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN NEW.email := lower(NEW.email); RETURN NEW; END $$;
+         CREATE TRIGGER touch BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION touch();",
+    )
+    .await
+    .unwrap();
+    let before = catalog_snapshot(&c).await;
+    let out = db.tandem(&[
+        "start",
+        file("02_score_bigint", SCORE_BIGINT).to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    for expected in [
+        "materialized view score_totals depends on column score of table customers",
+        "default value for column double_score of table customers depends on column score",
+        "hint:",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    // A trigger whose function names a column that disappears would fail every write after
+    // complete: pg_depend does not see it, tandem reads the function's body.
+    let drop_email = file(
+        "02_drop_email",
+        r#"{"operations": [{"drop_column": {"table": "customers", "column": "email"}}]}"#,
+    );
+    let out = db.tandem(&["start", drop_email.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("trigger touch on table customers depends on column email"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(before, catalog_snapshot(&c).await);
+    let status: serde_json::Value =
+        serde_json::from_str(&db.tandem_ok(&["status", "--json"])).unwrap();
+    assert!(status["in_flight"].is_null(), "{status}");
+}
+
+#[tokio::test]
+async fn a_view_created_after_start_blocks_complete_before_it_changes_anything() {
+    let (db, c) = app().await;
+    let f = file(
+        "02_drop_email",
+        r#"{"operations": [{"drop_column": {"table": "customers", "column": "email"}}]}"#,
+    );
+    db.tandem_ok(&["start", f.to_str().unwrap()]);
+    c.batch_execute("CREATE VIEW mailing AS SELECT email FROM customers")
+        .await
+        .unwrap();
+    let out = db.tandem(&["complete"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("view mailing depends on column email of table customers")
+            && err.contains("nothing was changed"),
+        "{err}"
+    );
+    // Both versions still work, and rollback is still possible.
+    let new = db.client_on("public_02_drop_email").await;
+    new.execute("INSERT INTO customers (id, name) VALUES (9, 'ida')", &[])
+        .await
+        .unwrap();
+    c.execute(
+        "INSERT INTO customers (id, name, email) VALUES (10, 'jo', 'jo@x')",
+        &[],
+    )
+    .await
+    .unwrap();
+    db.tandem_ok(&["rollback"]);
+    assert_eq!(
+        texts(&c, "SELECT email FROM mailing ORDER BY 1").await,
+        ["ann@x", "cy@x", "jo@x", "NULL", "NULL"]
+    );
+}
+
+const EVENTS: &str = r#"
+CREATE TABLE events (
+    id int NOT NULL,
+    at date NOT NULL,
+    amount int NOT NULL,
+    note text,
+    PRIMARY KEY (id, at)
+) PARTITION BY RANGE (at);
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO events VALUES (1, '2024-03-01', 10, NULL), (2, '2024-06-01', 200, 'big'),
+                          (3, '2025-02-01', 30, 'x');
+CREATE VIEW big_2024 AS SELECT id, amount, note FROM events_2024 WHERE amount > 100;
+"#;
+
+const EVENTS_MIGRATION: &str = r#"{"operations": [
+  {"alter_column": {"table": "events", "column": "amount", "type": "bigint",
+                    "up": "amount * 10", "down": "(amount / 10)::int"}},
+  {"alter_column": {"table": "events", "column": "note", "nullable": false,
+                    "up": "coalesce(note, 'none')", "down": "note"}}
+]}"#;
+
+#[tokio::test]
+async fn partition_views_follow_the_parent_in_both_versions_through_complete() {
+    let db = TestDb::new().await;
+    let old = db.client().await;
+    old.batch_execute(EVENTS).await.unwrap();
+    db.tandem_ok(&["init"]);
+    let f = file("02_events", EVENTS_MIGRATION);
+    start_roll_back_start(&db, &f).await;
+    let new = db.client_on("public_02_events").await;
+
+    // The parent's and each partition's view agree on every row.
+    let rows = |table: &str| {
+        format!("SELECT format('%s %s %s', id, amount, note) FROM {table} ORDER BY id")
+    };
+    assert_eq!(
+        texts(&new, &rows("events")).await,
+        ["1 100 none", "2 2000 big", "3 300 x"]
+    );
+    assert_eq!(
+        texts(&new, &rows("events_2024")).await,
+        ["1 100 none", "2 2000 big"]
+    );
+
+    // Writes through a partition's view, in each version, reach both shapes.
+    new.execute(
+        "INSERT INTO events_2025 VALUES (4, '2025-05-01', 4000, 'new')",
+        &[],
+    )
+    .await
+    .unwrap();
+    new.execute("UPDATE events_2024 SET amount = 9990 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    old.execute(
+        "INSERT INTO events_2024 VALUES (5, '2024-09-01', 50, NULL)",
+        &[],
+    )
+    .await
+    .unwrap();
+    old.execute("UPDATE events_2025 SET note = 'y' WHERE id = 3", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&old, &rows("events")).await,
+        // format() prints NULL as an empty string; the new version's write of row 1 gave
+        // it a note through `down`
+        ["1 999 none", "2 200 big", "3 30 y", "4 400 new", "5 50 "]
+    );
+    let expected_new = [
+        "1 9990 none",
+        "2 2000 big",
+        "3 300 y",
+        "4 4000 new",
+        "5 500 none",
+    ];
+    assert_eq!(texts(&new, &rows("events")).await, expected_new);
+    assert_eq!(
+        texts(&new, &rows("events_2024")).await,
+        ["1 9990 none", "2 2000 big", "5 500 none"]
+    );
+
+    db.tandem_ok(&["complete"]);
+    let after = db.client().await;
+    assert_eq!(texts(&after, &rows("events")).await, expected_new);
+    assert_eq!(
+        texts(
+            &after,
+            "SELECT format('%s %s %s', c.relname, format_type(a.atttypid, a.atttypmod), a.attnotnull)
+               FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+              WHERE c.relname LIKE 'events%' AND c.relkind IN ('r', 'p')
+                AND a.attname IN ('amount', 'note')
+              ORDER BY 1"
+        )
+        .await,
+        [
+            "events bigint t",
+            "events text t",
+            "events_2024 bigint t",
+            "events_2024 text t",
+            "events_2025 bigint t",
+            "events_2025 text t",
+        ]
+    );
+    // The app's view over a partition was rebuilt over the new column.
+    assert_eq!(
+        texts(
+            &after,
+            "SELECT format('%s %s %s', id, amount, note) FROM big_2024 ORDER BY id"
+        )
+        .await,
+        ["1 9990 none", "2 2000 big", "5 500 none"]
+    );
+}
