@@ -4,6 +4,7 @@ pub mod demo;
 pub mod diff;
 pub mod executor;
 pub mod introspect;
+pub mod objects;
 pub mod session;
 pub mod state;
 pub mod stats;
