@@ -5,6 +5,7 @@ pub mod diff;
 pub mod executor;
 pub mod introspect;
 pub mod objects;
+pub mod pg_dump;
 pub mod session;
 pub mod state;
 pub mod stats;
