@@ -355,6 +355,32 @@ async fn diff_exit_codes() {
         "{}",
         stderr(&out)
     );
+    // A long `sql` operation that fails (a baseline needing a type it lacks): the error is the
+    // scratch database's own, with the line it points at, and nothing blames roles.
+    let dir = migrations_dir(&[(
+        "00_baseline.json",
+        r#"{"operations": [{"sql": {"up": "CREATE TABLE a (x int);\nCREATE TABLE b (\n  y year\n);"}}]}"#,
+    )]);
+    let out = db.tandem(&[
+        "diff",
+        "--migrations",
+        dir.to_str().unwrap(),
+        "--scratch-url",
+        &db.url,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains(
+            "failed to run the migration's SQL: type \"year\" does not exist\n  at line 3 of its SQL: y year"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("roles or extensions"),
+        "{}",
+        stderr(&out)
+    );
     // Equal: 0; different: 1 (the other tests).
     let other = TestDb::new().await;
     assert_exit(

@@ -6,6 +6,7 @@ mod support;
 mod alter_column;
 mod backfill;
 mod bad_input;
+mod baseline;
 mod cli;
 mod concurrency;
 mod conformance;

@@ -126,21 +126,15 @@ pub async fn baseline(
     if json {
         println!(
             "{}",
-            serde_json::json!({"baseline": name, "file": path, "version_schema": baseline.version_schema, "left_out": baseline.left_out})
+            serde_json::json!({"baseline": name, "file": path, "version_schema": baseline.version_schema})
         );
         return Ok(());
     }
     println!(
-        "baseline \"{name}\" recorded; version schema: {}\nwrote {}: its SQL recreates the schema's tables on an empty database",
+        "baseline \"{name}\" recorded; version schema: {}\nwrote {}: its SQL (from pg_dump --schema-only) recreates the schema on an empty database",
         baseline.version_schema,
         path.display()
     );
-    if !baseline.left_out.is_empty() {
-        eprintln!(
-            "warning: the baseline's SQL does not recreate these objects of the schema; add their SQL to the file if a fresh database needs them:\n  {}",
-            baseline.left_out.join("\n  ")
-        );
-    }
     Ok(())
 }
 

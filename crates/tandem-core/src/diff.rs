@@ -6,6 +6,11 @@
 //! constraint definition and validation; index definition; table comment and replica identity.
 //! Grants are not compared (they name roles that a scratch database does not have).
 //!
+//! The schema's other objects ([`crate::objects`]: views, materialized views and their
+//! indexes, functions, aggregates, triggers, types, sequences, partitioning, extensions) are
+//! matched by kind, name and the table they are on, and compared by definition
+//! ([`diff_objects`]).
+//!
 //! Definitions are compared after normalisation, so that two databases whose schemas have
 //! different names compare equal: `pg_get_indexdef` always qualifies the table with its schema,
 //! `pg_get_constraintdef` qualifies a referenced table that is not on the `search_path`, and a
@@ -17,6 +22,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::ident::{quote_ident, quote_literal};
+use crate::objects::{Object, ObjectKind, Objects};
 use crate::schema::{Column, Constraint, Index, ReplicaIdentity, Schema, Table};
 
 /// One of the two schemas compared: `A` is the first argument of [`diff`], `B` the second.
@@ -153,6 +159,24 @@ pub enum Difference {
         a: String,
         b: String,
     },
+    /// A view, function, trigger, type, sequence, partition, ... on one side only.
+    Object {
+        object: ObjectKind,
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        on: Option<String>,
+        only_in: Side,
+        definition: String,
+    },
+    /// The normalised definitions of an object both sides have.
+    ObjectDefinition {
+        object: ObjectKind,
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        on: Option<String>,
+        a: String,
+        b: String,
+    },
 }
 
 /// Everything in which `a` and `b` differ, grouped by table (tables in name order), and within
@@ -182,6 +206,50 @@ pub fn diff(a: &Schema, b: &Schema) -> Vec<Difference> {
                 only_in: Side::B,
             }),
             (None, None) => {}
+        }
+    }
+    out
+}
+
+/// Everything in which the objects of `a` and `b` differ, in kind order (extensions, types,
+/// functions, aggregates, sequences, partitioning, partitions, views, materialized views and
+/// their indexes, triggers), then by name. Empty when they are equal.
+pub fn diff_objects(a: &Objects, b: &Objects) -> Vec<Difference> {
+    use std::collections::BTreeMap;
+    let (na, nb) = (Normalise::new(&a.schema), Normalise::new(&b.schema));
+    let map =
+        |o: &Objects, n: &Normalise| -> BTreeMap<(ObjectKind, String, Option<String>), String> {
+            o.objects
+                .iter()
+                .map(|x| ((x.kind, x.name.clone(), x.on.clone()), n.object(x)))
+                .collect()
+        };
+    let (ma, mb) = (map(a, &na), map(b, &nb));
+    let keys: BTreeSet<&(ObjectKind, String, Option<String>)> =
+        ma.keys().chain(mb.keys()).collect();
+    let mut out = Vec::new();
+    for key in keys {
+        let (object, name, on) = (key.0, key.1.clone(), key.2.clone());
+        match (ma.get(key), mb.get(key)) {
+            (Some(da), Some(db)) if da != db => out.push(Difference::ObjectDefinition {
+                object,
+                name,
+                on,
+                a: da.clone(),
+                b: db.clone(),
+            }),
+            (Some(d), None) | (None, Some(d)) => out.push(Difference::Object {
+                object,
+                name,
+                on,
+                only_in: if ma.contains_key(key) {
+                    Side::A
+                } else {
+                    Side::B
+                },
+                definition: d.clone(),
+            }),
+            _ => {}
         }
     }
     out
@@ -438,6 +506,16 @@ impl Normalise {
         self.strip_after(definition, &[" ON ONLY ", " ON "])
     }
 
+    /// The schema's name goes where PostgreSQL always prints it: the function's own name in
+    /// `pg_get_functiondef`, the relation in `pg_get_indexdef`.
+    fn object(&self, o: &Object) -> String {
+        match o.kind {
+            ObjectKind::Function => self.strip_after(&o.definition, &[" FUNCTION ", " PROCEDURE "]),
+            ObjectKind::MaterializedViewIndex => self.index(&o.definition),
+            _ => o.definition.clone(),
+        }
+    }
+
     /// `NOT VALID` goes (validation is compared on its own), and so does the schema of a
     /// referenced table.
     fn constraint(&self, definition: &str) -> String {
@@ -485,6 +563,9 @@ impl Difference {
             | ConstraintValidated { table, .. }
             | Index { table, .. }
             | IndexDefinition { table, .. } => table,
+            Object { name, on, .. } | ObjectDefinition { name, on, .. } => {
+                on.as_deref().unwrap_or(name)
+            }
         }
     }
 
@@ -534,6 +615,45 @@ fn generated(value: &Option<String>) -> String {
         .as_deref()
         .map(|e| format!("GENERATED ALWAYS AS ({e}) STORED"))
         .unwrap_or_else(|| "not generated".to_string())
+}
+
+/// `view "v"`, `trigger "t" on "orders"`, `partition "p" of "orders"`, `function "f(integer)"`.
+fn object_name(kind: ObjectKind, name: &str, on: &Option<String>) -> String {
+    let mut text = format!("{kind} {}", quote_ident(name));
+    if let Some(on) = on {
+        let link = if kind == ObjectKind::Partition {
+            "of"
+        } else {
+            "on"
+        };
+        text.push_str(&format!(" {link} {}", quote_ident(on)));
+    }
+    text
+}
+
+/// Definitions too long for one line (a view's query, a function's body) are left out of the
+/// "only in" line; `--json` has them.
+fn short(definition: &str) -> Option<&str> {
+    (!definition.contains('\n') && definition.len() <= 200).then_some(definition)
+}
+
+/// The first line where two multi-line definitions differ (`line 3: … vs …`), or the two
+/// whole definitions when both fit on one line.
+fn first_difference(a: &str, b: &str) -> (String, String, Option<usize>) {
+    if let (Some(a), Some(b)) = (short(a), short(b)) {
+        return (a.to_string(), b.to_string(), None);
+    }
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let line = (0..la.len().max(lb.len()))
+        .find(|i| la.get(*i).map(|l| l.trim()) != lb.get(*i).map(|l| l.trim()))
+        .unwrap_or(0);
+    let at = |lines: &[&str]| {
+        lines
+            .get(line)
+            .map(|l| l.trim().to_string())
+            .unwrap_or_else(|| "(end)".to_string())
+    };
+    (at(&la), at(&lb), Some(line + 1))
 }
 
 fn nullable(value: bool) -> String {
@@ -677,6 +797,37 @@ impl fmt::Display for Described<'_> {
             IndexDefinition { table, index, a, b } => {
                 write!(f, "index {} on {}: ", q(index), q(table))?;
                 differs(f, "definition", a.clone(), b.clone())
+            }
+            Object {
+                object,
+                name,
+                on,
+                only_in,
+                definition,
+            } => {
+                write!(
+                    f,
+                    "{}: only in {}",
+                    object_name(*object, name, on),
+                    l.of(*only_in)
+                )?;
+                match short(definition) {
+                    Some(d) => write!(f, " ({d})"),
+                    None => Ok(()),
+                }
+            }
+            ObjectDefinition {
+                object,
+                name,
+                on,
+                a,
+                b,
+            } => {
+                write!(f, "{}: ", object_name(*object, name, on))?;
+                match first_difference(a, b) {
+                    (a, b, None) => differs(f, "definition", a, b),
+                    (a, b, Some(line)) => differs(f, &format!("definition (line {line})"), a, b),
+                }
             }
         }
     }
@@ -903,6 +1054,69 @@ mod tests {
             [
                 r#"index "users_name_idx" on "users": only in live (CREATE INDEX users_name_idx ON public.users USING btree (name) WHERE (name <> 'ON public.x'::text))"#
             ]
+        );
+    }
+
+    #[test]
+    fn objects_are_matched_by_kind_name_and_table_and_compared_by_definition() {
+        let o = |kind, name: &str, on: Option<&str>, definition: &str| Object {
+            kind,
+            name: name.into(),
+            on: on.map(str::to_string),
+            definition: definition.into(),
+        };
+        let a = Objects {
+            schema: "public".into(),
+            objects: vec![
+                o(ObjectKind::Type, "mood", None, "ENUM ('sad', 'ok')"),
+                o(
+                    ObjectKind::Function,
+                    "f()",
+                    None,
+                    "CREATE OR REPLACE FUNCTION public.f()\n RETURNS integer\nAS $$ SELECT 1 $$",
+                ),
+                o(
+                    ObjectKind::Trigger,
+                    "last_updated",
+                    Some("orders"),
+                    "CREATE TRIGGER last_updated BEFORE UPDATE ON orders",
+                ),
+                o(
+                    ObjectKind::Partition,
+                    "events_1",
+                    Some("events"),
+                    "FOR VALUES FROM (1) TO (2)",
+                ),
+            ],
+        };
+        let mut b = a.clone();
+        b.schema = "app".into();
+        b.objects[1].definition =
+            "CREATE OR REPLACE FUNCTION app.f()\n RETURNS integer\nAS $$ SELECT 1 $$".into();
+        assert_eq!(
+            diff_objects(&a, &b),
+            vec![],
+            "the schema's name does not count"
+        );
+        b.objects[0].definition = "ENUM ('sad', 'ok', 'happy')".into();
+        b.objects[1].definition =
+            "CREATE OR REPLACE FUNCTION app.f()\n RETURNS integer\nAS $$ SELECT 2 $$".into();
+        b.objects[2].on = Some("customers".into());
+        b.objects.remove(3);
+        let found = diff_objects(&a, &b);
+        assert_eq!(
+            lines(&found),
+            [
+                r#"type "mood": definition differs: ENUM ('sad', 'ok') (live) vs ENUM ('sad', 'ok', 'happy') (migrations)"#,
+                r#"function "f()": definition (line 3) differs: AS $$ SELECT 1 $$ (live) vs AS $$ SELECT 2 $$ (migrations)"#,
+                r#"partition "events_1" of "events": only in live (FOR VALUES FROM (1) TO (2))"#,
+                r#"trigger "last_updated" on "customers": only in migrations (CREATE TRIGGER last_updated BEFORE UPDATE ON orders)"#,
+                r#"trigger "last_updated" on "orders": only in live (CREATE TRIGGER last_updated BEFORE UPDATE ON orders)"#,
+            ]
+        );
+        assert_eq!(
+            serde_json::to_value(&found[2]).unwrap(),
+            serde_json::json!({"kind": "object", "object": "partition", "name": "events_1", "on": "events", "only_in": "a", "definition": "FOR VALUES FROM (1) TO (2)"})
         );
     }
 

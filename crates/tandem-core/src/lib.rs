@@ -10,6 +10,7 @@ pub mod expr;
 pub mod ident;
 pub mod load;
 pub mod migration;
+pub mod objects;
 pub mod ops;
 pub mod partitions;
 pub mod plan;

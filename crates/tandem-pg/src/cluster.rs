@@ -254,21 +254,27 @@ fn reap_within(child: &mut Child, timeout: Duration) {
 }
 
 fn find_bindir() -> Option<PathBuf> {
+    find_bindir_of("initdb")
+}
+
+/// Where PostgreSQL's program `program` is looked for: `PG_BINDIR`, else the highest
+/// `/usr/lib/postgresql/<version>/bin` that has it; `None` means PATH.
+pub(crate) fn find_bindir_of(program: &str) -> Option<PathBuf> {
     match std::env::var_os("PG_BINDIR") {
         Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => newest_versioned_bindir(Path::new("/usr/lib/postgresql")),
+        _ => newest_versioned_bindir(Path::new("/usr/lib/postgresql"), program),
     }
 }
 
 /// Debian/Ubuntu keep each major version in its own dir and put none of them on PATH.
-fn newest_versioned_bindir(root: &Path) -> Option<PathBuf> {
+fn newest_versioned_bindir(root: &Path, program: &str) -> Option<PathBuf> {
     fs::read_dir(root)
         .ok()?
         .flatten()
         .filter_map(|entry| {
             let version = version_key(entry.file_name().to_str()?)?;
             let bin = entry.path().join("bin");
-            bin.join("initdb").is_file().then_some((version, bin))
+            bin.join(program).is_file().then_some((version, bin))
         })
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, bin)| bin)
@@ -279,7 +285,7 @@ fn version_key(name: &str) -> Option<Vec<u32>> {
     name.split('.').map(|part| part.parse().ok()).collect()
 }
 
-fn pg_command(bindir: Option<&Path>, name: &str) -> Command {
+pub(crate) fn pg_command(bindir: Option<&Path>, name: &str) -> Command {
     match bindir {
         Some(dir) => Command::new(dir.join(name)),
         None => Command::new(name),

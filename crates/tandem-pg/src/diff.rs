@@ -6,15 +6,17 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tandem_core::diff::{diff, Difference};
+use tandem_core::diff::{diff, diff_objects, Difference};
 use tandem_core::ident::quote_ident;
 use tandem_core::migration::Migration;
+use tandem_core::objects::Objects;
 use tandem_core::schema::Schema;
 use tokio_postgres::{Client, NoTls};
 
 use crate::cluster::{ClusterError, LocalCluster};
 use crate::executor::{db_message, Event};
 use crate::introspect::read_schema;
+use crate::objects::read_objects;
 use crate::session::{self, Options, Session};
 use crate::state::Phase;
 
@@ -52,7 +54,7 @@ impl fmt::Display for DiffError {
             DiffError::Scratch(m) => write!(f, "scratch database: {m}\n  hint: --scratch-url needs a role that may create and drop databases"),
             DiffError::Replay { migration, error } => write!(
                 f,
-                "replaying migration \"{migration}\" into the scratch database failed: {error}\n  hint: `tandem validate` and `tandem plan` show what is wrong with the file; a migration that needs roles or extensions the scratch database lacks cannot be replayed"
+                "replaying migration \"{migration}\" into the scratch database failed: {error}\n  hint: the error above is the scratch database's, on the statement shown; `tandem validate` and `tandem plan` check the file, and a file that relies on what only the live database has (a role, an extension's files on the server) cannot be replayed"
             ),
             DiffError::Live(m) => write!(f, "{m}\n  hint: leave out --applied-only"),
         }
@@ -60,6 +62,20 @@ impl fmt::Display for DiffError {
 }
 
 impl std::error::Error for DiffError {}
+
+/// What is compared of one database: the tables, and the schema's other objects.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub schema: Schema,
+    pub objects: Objects,
+}
+
+/// Every difference between `a` and `b`: tables first, then the other objects.
+pub fn compare(a: &Snapshot, b: &Snapshot) -> Vec<Difference> {
+    let mut differences = diff(&a.schema, &b.schema);
+    differences.extend(diff_objects(&a.objects, &b.objects));
+    differences
+}
 
 /// The outcome of a comparison.
 #[derive(Debug, Clone)]
@@ -159,7 +175,7 @@ pub async fn compare_with_migrations(
     let (built, scratch_database) =
         replay(&to_replay, input.scratch, input.options, replayed).await?;
     Ok(Comparison {
-        differences: diff(&live_schema, &built),
+        differences: compare(&live_schema, &built),
         replayed: to_replay.iter().map(|m| m.name.clone()).collect(),
         notes,
         scratch_database,
@@ -174,7 +190,7 @@ pub async fn compare_databases(
 ) -> Result<Comparison, DiffError> {
     let (a, b) = tokio::try_join!(read_at(from, schema, "from"), read_at(to, schema, "to"))?;
     Ok(Comparison {
-        differences: diff(&a, &b),
+        differences: compare(&a, &b),
         replayed: Vec::new(),
         notes: Vec::new(),
         scratch_database: None,
@@ -188,7 +204,7 @@ pub async fn replay(
     scratch: &Scratch,
     options: &Options,
     replayed: &(dyn Fn(&str) + Send + Sync),
-) -> Result<(Schema, Option<String>), DiffError> {
+) -> Result<(Snapshot, Option<String>), DiffError> {
     let name = scratch_database_name();
     match scratch {
         Scratch::Local => {
@@ -241,7 +257,7 @@ async fn replay_into(
     migrations: &[&Migration],
     options: &Options,
     replayed: &(dyn Fn(&str) + Send + Sync),
-) -> Result<Schema, DiffError> {
+) -> Result<Snapshot, DiffError> {
     let options = Options {
         role: None,
         ..options.clone()
@@ -276,7 +292,7 @@ async fn replay_into(
 }
 
 /// Reads `schema` at the database `url` for a comparison; `what` names it in errors.
-pub async fn read_at(url: &str, schema: &str, what: &str) -> Result<Schema, DiffError> {
+pub async fn read_at(url: &str, schema: &str, what: &str) -> Result<Snapshot, DiffError> {
     let read_error = |message: String| DiffError::Read {
         what: what.to_string(),
         message,
@@ -287,19 +303,29 @@ pub async fn read_at(url: &str, schema: &str, what: &str) -> Result<Schema, Diff
         .map_err(|e| read_error(error_text(&e)))
 }
 
-/// Reads `schema` in one snapshot, with `search_path` set to it so that defaults and foreign
-/// keys print its objects unqualified, the same way whatever the database.
+/// Reads `schema` and its other objects in one snapshot, with `search_path` set to it so that
+/// defaults, foreign keys, views and triggers print its objects unqualified, and with the
+/// settings that change how constants print (a partition bound's timestamps) fixed, the same
+/// way whatever the database and its server's defaults.
 pub async fn read_consistent(
     client: &Client,
     schema: &str,
-) -> Result<Schema, tokio_postgres::Error> {
+) -> Result<Snapshot, tokio_postgres::Error> {
     client
         .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = {}",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = {};
+             SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY';
+             SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 1",
             quote_ident(schema)
         ))
         .await?;
-    let read = read_schema(client, schema).await;
+    let read = async {
+        Ok(Snapshot {
+            schema: read_schema(client, schema).await?,
+            objects: read_objects(client, schema).await?,
+        })
+    }
+    .await;
     let end = client.batch_execute("COMMIT").await;
     let read = read?;
     end?;

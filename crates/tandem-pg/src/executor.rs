@@ -104,14 +104,36 @@ impl std::fmt::Display for ExecError {
                 "could not get the lock to {step} after {attempts} attempts; blocking sessions: {blockers}"
             ),
             ExecError::Bookkeeping(m) => write!(f, "could not record progress in the state schema: {m}"),
-            ExecError::StepFailed { step, error, .. } => {
-                write!(f, "failed to {step}: {}", db_message(error))
+            ExecError::StepFailed { step, sql, error } => {
+                write!(f, "failed to {step}: {}", db_message(error))?;
+                match failing_line(sql, error) {
+                    Some((line, text)) => write!(f, "\n  at line {line} of its SQL: {text}"),
+                    None => Ok(()),
+                }
             }
         }
     }
 }
 
 impl std::error::Error for ExecError {}
+
+/// The line of `sql` where PostgreSQL says the error is (its position counts characters from
+/// 1), when `sql` is more than one line: a long `sql` operation (a baseline) names the statement
+/// that failed.
+fn failing_line(sql: &str, error: &tokio_postgres::Error) -> Option<(usize, String)> {
+    let db = error.as_db_error()?;
+    let position = match db.position()? {
+        tokio_postgres::error::ErrorPosition::Original(p) => *p as usize,
+        tokio_postgres::error::ErrorPosition::Internal { .. } => return None,
+    };
+    if !sql.contains('\n') {
+        return None;
+    }
+    let before: String = sql.chars().take(position.saturating_sub(1)).collect();
+    let line = before.matches('\n').count();
+    let text = sql.lines().nth(line)?.trim();
+    Some((line + 1, text.to_string()))
+}
 
 /// PostgreSQL's own message, detail and hint, rather than the driver's "db error".
 pub fn db_message(error: &tokio_postgres::Error) -> String {

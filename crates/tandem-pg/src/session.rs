@@ -64,6 +64,8 @@ pub enum Error {
         name: String,
         problems: Vec<Problem>,
     },
+    /// `pg_dump`, which writes a baseline's SQL, is missing or failed.
+    Dump(crate::pg_dump::DumpError),
     /// `baseline` is for a schema tandem has not migrated yet.
     HistoryExists {
         schema: String,
@@ -103,6 +105,7 @@ impl fmt::Display for Error {
             Error::StartFailed { error, rollback_error: Some(r) } => write!(f, "{error}\n  rolling the start back also failed: {r}\n  hint: run `tandem rollback` once the cause is fixed"),
             Error::Exec(e) => write!(f, "{e}\n  hint: fix the cause and re-run the same command; it resumes"),
             Error::Database(m) => write!(f, "{m}"),
+            Error::Dump(e) => write!(f, "{e}"),
             Error::HistoryExists { schema, latest } => write!(f, "schema {schema} already has a tandem history (latest: {latest}), so it needs no baseline\n  hint: `tandem pull DIR` writes the applied history out as migration files"),
         }
     }
@@ -156,52 +159,11 @@ pub fn blocking_problems(dependents: &[Dependent]) -> Vec<Problem> {
 pub struct Baseline {
     pub migration: Migration,
     pub version_schema: String,
-    /// Objects of the schema the baseline's SQL does not recreate (`view "v"`).
-    pub left_out: Vec<String>,
 }
 
 /// Serializing tandem's own models cannot fail; this keeps a message if it ever did.
 fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, Error> {
     serde_json::to_value(value).map_err(|e| Error::Database(e.to_string()))
-}
-
-/// Views, functions, types, triggers and extensions of `schema`: the baseline's SQL builds
-/// tables only, so a fresh database replaying it would lack these.
-async fn objects_a_baseline_leaves_out(
-    client: &Client,
-    schema: &str,
-) -> Result<Vec<String>, Error> {
-    let rows = client
-        .query(
-            "WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1),
-             from_extension AS (SELECT objid FROM pg_depend WHERE deptype = 'e')
-             SELECT kind || ' ' || quote_ident(name) FROM (
-               SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
-                        WHEN 'f' THEN 'foreign table' ELSE 'partitioned table' END, c.relname
-                 FROM pg_class c JOIN ns ON c.relnamespace = ns.oid
-                WHERE c.relkind IN ('v', 'm', 'f', 'p')
-                  AND c.oid NOT IN (SELECT objid FROM from_extension)
-               UNION ALL
-               SELECT 'type', t.typname FROM pg_type t JOIN ns ON t.typnamespace = ns.oid
-                WHERE (t.typtype IN ('e', 'd', 'r')
-                       OR (t.typtype = 'c' AND EXISTS (
-                         SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c')))
-                  AND t.oid NOT IN (SELECT objid FROM from_extension)
-               UNION ALL
-               SELECT 'function', p.proname FROM pg_proc p JOIN ns ON p.pronamespace = ns.oid
-                WHERE p.oid NOT IN (SELECT objid FROM from_extension)
-               UNION ALL
-               SELECT 'trigger', tg.tgname FROM pg_trigger tg
-                 JOIN pg_class c ON c.oid = tg.tgrelid JOIN ns ON c.relnamespace = ns.oid
-                WHERE NOT tg.tgisinternal
-               UNION ALL
-               SELECT 'extension', e.extname FROM pg_extension e JOIN ns ON e.extnamespace = ns.oid
-             ) AS o(kind, name)
-             ORDER BY 1",
-            &[&schema],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -244,6 +206,8 @@ impl From<&MigrationRecord> for MigrationSummary {
 
 pub struct Session {
     client: Client,
+    /// The connection string, for `pg_dump`.
+    url: String,
     options: Options,
     state: StateStore,
     /// Opens connections like `client` for a backfill's extra workers.
@@ -270,6 +234,7 @@ impl Session {
         let state = StateStore::new(&options.state_schema);
         Ok(Session {
             client,
+            url: url.to_string(),
             options,
             state,
             connector: crate::backfill::Connector::new(url, setup),
@@ -782,8 +747,8 @@ impl Session {
 
     /// Records the schema as it is now as the migration `name`, complete, with its version
     /// schema, so that later migrations build on a database created before tandem. Returns
-    /// the recorded migration (one `sql` operation that recreates the schema on an empty
-    /// database) and the schema's objects that SQL does not recreate.
+    /// the recorded migration: one `sql` operation, made from `pg_dump --schema-only` of the
+    /// base schema, that recreates the schema on an empty database.
     pub async fn baseline(
         &mut self,
         name: &str,
@@ -811,9 +776,14 @@ impl Session {
             });
         }
         let live = read_schema(&self.client, &schema).await?;
-        let migration = tandem_core::baseline::baseline_migration(name, &live);
+        // Before anything is recorded: without pg_dump there is no baseline.
+        let dump = crate::pg_dump::dump_schema(&self.url, &schema, self.options.role.as_deref())
+            .await
+            .map_err(Error::Dump)?;
+        let extensions = crate::objects::needed_extensions(&self.client, &schema).await?;
+        let sql = tandem_core::baseline::baseline_sql(&dump, &extensions, &schema);
+        let migration = tandem_core::baseline::baseline_migration(name, sql);
         let version_schema = migration.version_schema_name(&schema);
-        let left_out = objects_a_baseline_leaves_out(&self.client, &schema).await?;
         let (migration_json, live_json) = (to_json(&migration)?, to_json(&live)?);
         self.state
             .record_start(
@@ -844,7 +814,6 @@ impl Session {
         Ok(Baseline {
             migration,
             version_schema,
-            left_out,
         })
     }
 
