@@ -25,4 +25,5 @@ mod locks;
 mod operations;
 mod plan;
 mod properties;
+mod real_schema;
 mod rehearsal;

@@ -512,7 +512,7 @@ impl Normalise {
         match o.kind {
             ObjectKind::Function => self.strip_after(&o.definition, &[" FUNCTION ", " PROCEDURE "]),
             ObjectKind::MaterializedViewIndex => self.index(&o.definition),
-            _ => o.definition.clone(),
+            _ => extract_fields_lowercased(&o.definition),
         }
     }
 
@@ -833,6 +833,31 @@ impl fmt::Display for Described<'_> {
     }
 }
 
+/// `EXTRACT(YEAR FROM x)` and `EXTRACT(year FROM x)` mean the same: the field is kept as a
+/// string, printed as it was written (`extract('YEAR' from …)` in LedgerSMB's views), and
+/// written back lower case once the printed text is replayed. Lower-casing the field makes a
+/// view compare equal to its own replay.
+fn extract_fields_lowercased(definition: &str) -> String {
+    const KEYWORD: &str = "EXTRACT(";
+    let mut out = String::with_capacity(definition.len());
+    let mut rest = definition;
+    while let Some(at) = rest.find(KEYWORD) {
+        let (head, tail) = rest.split_at(at + KEYWORD.len());
+        out.push_str(head);
+        let field_len = tail
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(tail.len());
+        if tail[field_len..].starts_with(" FROM ") {
+            out.push_str(&tail[..field_len].to_ascii_lowercase());
+            rest = &tail[field_len..];
+        } else {
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1139,6 +1164,14 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&d).unwrap(),
             serde_json::json!({"kind": "table", "table": "t", "only_in": "b"})
+        );
+    }
+
+    #[test]
+    fn extract_fields_compare_case_insensitively() {
+        assert_eq!(
+            extract_fields_lowercased("SELECT (EXTRACT(YEAR FROM now()) - 1) AS y, EXTRACT(x)"),
+            "SELECT (EXTRACT(year FROM now()) - 1) AS y, EXTRACT(x)"
         );
     }
 }

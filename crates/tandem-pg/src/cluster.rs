@@ -285,6 +285,11 @@ fn version_key(name: &str) -> Option<Vec<u32>> {
     name.split('.').map(|part| part.parse().ok()).collect()
 }
 
+/// A PostgreSQL client program (`psql`, `pg_dump`), found as the server binaries are.
+pub fn client_command(name: &str) -> Command {
+    pg_command(find_bindir_of(name).as_deref(), name)
+}
+
 pub(crate) fn pg_command(bindir: Option<&Path>, name: &str) -> Command {
     match bindir {
         Some(dir) => Command::new(dir.join(name)),
