@@ -56,9 +56,11 @@ pub struct Global {
     /// Pause the backfill while any replica replays more than this far behind (e.g. 10s).
     #[arg(long, global = true, value_parser = parse_duration)]
     pub max_replication_lag: Option<Duration>,
-    /// Fire triggers for the backfill's updates even where skipping them changes nothing
-    /// (by default, a role that may set session_replication_role skips them when the table
-    /// has no trigger but tandem's own, no rule, and no foreign key on a backfilled column).
+    /// Let the application's triggers fire for the backfill's updates, once per backfilled
+    /// row. By default the backfill is not an application write: a role that may set
+    /// session_replication_role runs its batches in replica mode, so that only triggers set
+    /// ENABLE ALWAYS fire (unless a validated foreign key over a backfilled column, a
+    /// deferrable constraint, a rule or an ENABLE REPLICA trigger needs every trigger).
     #[arg(long, global = true)]
     pub backfill_fire_triggers: bool,
     /// Run tandem's statements as this role (SET ROLE).
