@@ -163,9 +163,12 @@ pub enum Command {
     /// already there and identical are left alone; differing ones are refused without --force).
     Pull {
         dir: PathBuf,
-        /// The format of new files (existing files keep theirs).
-        #[arg(long, value_enum, default_value = "yaml")]
-        format: FileFormat,
+        /// The format of new files, for every migration (existing files keep theirs). Without
+        /// it, each migration is written in the format of the file it was applied from (YAML
+        /// where that is not known: a migration applied before tandem recorded it, or a
+        /// baseline).
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
         /// Replace files that differ from what the database applied.
         #[arg(long)]
         force: bool,
