@@ -371,7 +371,7 @@ const ADD_DOUBLED: &str = r#"{"operations": [{"add_column": {"table": "items", "
     "column": {"name": "w", "type": "bigint", "nullable": true}}}]}"#;
 
 #[tokio::test]
-async fn the_backfill_skips_triggers_only_where_nothing_else_would_fire() {
+async fn the_backfill_skips_triggers_unless_it_needs_them() {
     // Nothing on the table but tandem's trigger: the batches skip it (session_replication_role).
     let (db, c) = table_with_rows(3_000).await;
     let done = start_json(&db, ADD_DOUBLED, &[]).await;
@@ -385,13 +385,15 @@ async fn the_backfill_skips_triggers_only_where_nothing_else_would_fire() {
     assert_eq!(done["triggers_skipped"], false, "{done}");
     assert_eq!(rows_not_doubled(&c).await, 0);
 
-    // A user's trigger sees every backfilled row, as it would without the shortcut.
+    // The backfill is not an application write: a user's trigger sees none of its rows.
     let (db, c) = table_with_rows(3_000).await;
     let (done, audited) = backfill_audited(&db, &c, "public.items").await;
-    assert_eq!(done["triggers_skipped"], false, "{done}");
-    assert_eq!(audited, 3_000);
+    assert_eq!(done["triggers_skipped"], true, "{done}");
+    assert_eq!(audited, 0);
+    assert_eq!(rows_not_doubled(&c).await, 0);
 
-    // A foreign key on the backfilled column is checked row by row during the backfill.
+    // tandem's foreign key on the new column is NOT VALID until complete validates every row,
+    // so the backfill needs no row-by-row check either.
     let (db, c) = table_with_rows(300).await;
     c.batch_execute("CREATE TABLE parents (id bigint PRIMARY KEY); INSERT INTO parents SELECT g * 2 FROM generate_series(1, 300) g")
         .await
@@ -400,13 +402,37 @@ async fn the_backfill_skips_triggers_only_where_nothing_else_would_fire() {
         "column": {"name": "parent", "type": "bigint", "nullable": true,
                    "references": {"name": "items_parent_fk", "table": "parents", "column": "id"}}}}]}"#;
     let done = start_json(&db, with_fk, &[]).await;
+    assert_eq!(done["triggers_skipped"], true, "{done}");
+    db.tandem_ok(&["complete"]);
+    let validated: bool = c
+        .query_one(
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'items_parent_fk'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        validated,
+        "complete validated the foreign key over the backfilled rows"
+    );
+
+    // A rule on the table keeps the triggers firing, as before.
+    let (db, c) = table_with_rows(300).await;
+    c.batch_execute(
+        "CREATE TABLE seen (id bigint);
+         CREATE RULE items_seen AS ON UPDATE TO public.items DO ALSO INSERT INTO seen VALUES (NEW.id)",
+    )
+    .await
+    .unwrap();
+    let done = start_json(&db, ADD_DOUBLED, &[]).await;
     assert_eq!(done["triggers_skipped"], false, "{done}");
 
-    // A trigger of one partition only sees that partition's rows, every one of them.
+    // A trigger of one partition is an application trigger like any other.
     let (db, c) = partitioned_items(2_000).await;
     let (done, audited) = backfill_audited(&db, &c, "public.items_2a").await;
-    assert_eq!(done["triggers_skipped"], false, "{done}");
-    assert_eq!(audited, 500, "the rows of items_2a");
+    assert_eq!(done["triggers_skipped"], true, "{done}");
+    assert_eq!(audited, 0, "no row of items_2a");
 }
 
 /// A partitioned table's rows live in one file per partition: the backfill goes by key.

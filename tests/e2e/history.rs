@@ -156,3 +156,54 @@ async fn pull_writes_the_history_as_files_that_rebuild_the_schema() {
     assert!(forced.contains("overwrote"), "{forced}");
     assert_eq!(std::fs::read_to_string(&first_file).unwrap(), original);
 }
+
+#[tokio::test]
+async fn pull_writes_each_migration_in_the_format_it_was_applied_from() {
+    let db = TestDb::new().await;
+    db.tandem_ok(&["init"]);
+    let applied = migrations_dir(&[
+        (
+            "01_items.json",
+            r#"{"operations": [{"create_table": {"name": "items", "columns": [
+                {"name": "id", "type": "bigint", "pk": true}]}}]}"#,
+        ),
+        (
+            "02_name.yaml",
+            "operations:\n  - add_column:\n      table: items\n      column:\n        name: name\n        type: text\n        nullable: true\n",
+        ),
+    ]);
+    db.tandem_ok(&["migrate", applied.to_str().unwrap(), "--complete"]);
+    // `start` records the format too.
+    let third = crate::support::migration_file(
+        "03_price.json",
+        r#"{"operations": [{"add_column": {"table": "items",
+            "column": {"name": "price", "type": "integer", "nullable": true}}}]}"#,
+    );
+    db.tandem_ok(&["start", "--complete", third.to_str().unwrap()]);
+
+    let pulled = migrations_dir(&[("README", "not a migration")]);
+    let out = db.tandem_ok(&["pull", pulled.to_str().unwrap()]);
+    let names = |ext: &str| -> Vec<String> {
+        files_ending_in(&pulled, ext)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("json"), ["01_items.json", "03_price.json"], "{out}");
+    assert_eq!(names("yaml"), ["02_name.yaml"], "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pulled.join("01_items.json")).unwrap())
+            .expect("the JSON-applied migration is pulled as JSON");
+    assert!(json["operations"][0]["create_table"].is_object(), "{json}");
+    // The pulled files rebuild the schema.
+    assert_exit(
+        &db.tandem(&["diff", "--migrations", pulled.to_str().unwrap()]),
+        0,
+    );
+
+    // --format forces one format on every new file.
+    let forced = migrations_dir(&[("README", "not a migration")]);
+    db.tandem_ok(&["pull", forced.to_str().unwrap(), "--format", "yaml"]);
+    assert_eq!(files_ending_in(&forced, "yaml").len(), 3);
+    assert!(files_ending_in(&forced, "json").is_empty());
+}

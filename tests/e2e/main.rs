@@ -4,6 +4,7 @@
 mod support;
 
 mod alter_column;
+mod app_triggers;
 mod backfill;
 mod bad_input;
 mod baseline;

@@ -56,9 +56,11 @@ pub struct Global {
     /// Pause the backfill while any replica replays more than this far behind (e.g. 10s).
     #[arg(long, global = true, value_parser = parse_duration)]
     pub max_replication_lag: Option<Duration>,
-    /// Fire triggers for the backfill's updates even where skipping them changes nothing
-    /// (by default, a role that may set session_replication_role skips them when the table
-    /// has no trigger but tandem's own, no rule, and no foreign key on a backfilled column).
+    /// Let the application's triggers fire for the backfill's updates, once per backfilled
+    /// row. By default the backfill is not an application write: a role that may set
+    /// session_replication_role runs its batches in replica mode, so that only triggers set
+    /// ENABLE ALWAYS fire (unless a validated foreign key over a backfilled column, a
+    /// deferrable constraint, a rule or an ENABLE REPLICA trigger needs every trigger).
     #[arg(long, global = true)]
     pub backfill_fire_triggers: bool,
     /// Run tandem's statements as this role (SET ROLE).
@@ -161,9 +163,12 @@ pub enum Command {
     /// already there and identical are left alone; differing ones are refused without --force).
     Pull {
         dir: PathBuf,
-        /// The format of new files (existing files keep theirs).
-        #[arg(long, value_enum, default_value = "yaml")]
-        format: FileFormat,
+        /// The format of new files, for every migration (existing files keep theirs). Without
+        /// it, each migration is written in the format of the file it was applied from (YAML
+        /// where that is not known: a migration applied before tandem recorded it, or a
+        /// baseline).
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
         /// Replace files that differ from what the database applied.
         #[arg(long)]
         force: bool,

@@ -258,9 +258,10 @@ fn observer(steps: &AtomicUsize) -> impl Fn(Event) + Send + Sync + '_ {
         Event::BackfillProgress { table, rows, .. } => {
             println!("    backfilled {rows} rows of \"{table}\"");
         }
-        Event::LockRetry { .. } | Event::BackfillWaiting { .. } | Event::BackfillNotice { .. } => {
-            render::progress(false)(event)
-        }
+        Event::LockRetry { .. }
+        | Event::BackfillWaiting { .. }
+        | Event::BackfillNotice { .. }
+        | Event::BackfillTriggersFire { .. } => render::progress(false)(event),
         Event::StepDone { .. } | Event::BackfillDone { .. } => {}
     }
 }

@@ -22,7 +22,7 @@ pub enum Pulled {
 pub async fn pull(
     session: &Session,
     dir: &Path,
-    format: Format,
+    format: Option<Format>,
     force: bool,
     json: bool,
 ) -> Result<(), Failure> {
@@ -36,13 +36,20 @@ pub async fn pull(
                     record.name
                 ),
             })?;
-        applied.push(migration);
+        // `--format` forces one format; else the one the migration was applied from.
+        let recorded = match record.file_format.as_deref() {
+            Some("json") => Some(Format::Json),
+            Some("yaml") => Some(Format::Yaml),
+            _ => None,
+        };
+        applied.push((migration, format.or(recorded).unwrap_or(Format::Yaml)));
     }
     std::fs::create_dir_all(dir).map_err(|e| io_failure(dir, e))?;
     // Every file is checked before any is written: a refusal leaves the folder as it was.
     let mut plan = Vec::new();
     let mut conflicts = Vec::new();
-    for migration in &applied {
+    for (migration, format) in &applied {
+        let format = *format;
         let (path, outcome) = match existing_file(dir, &migration.name)? {
             None => (dir.join(file_name(migration, format)), Pulled::Written),
             Some(path) => match files::load(&path) {
@@ -54,7 +61,7 @@ pub async fn pull(
                 }
             },
         };
-        plan.push((migration, path, outcome));
+        plan.push((migration, format, path, outcome));
     }
     if !conflicts.is_empty() {
         return Err(Failure {
@@ -66,7 +73,7 @@ pub async fn pull(
         });
     }
     let mut report = Vec::new();
-    for (migration, path, outcome) in plan {
+    for (migration, format, path, outcome) in plan {
         if outcome != Pulled::Unchanged {
             let text = file_text(migration, format_of(&path).unwrap_or(format));
             std::fs::write(&path, text).map_err(|e| io_failure(&path, e))?;

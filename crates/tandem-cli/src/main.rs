@@ -263,7 +263,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             format,
             force,
             json,
-        } => history::pull(&connect(g).await?, &dir, format.into(), force, json).await?,
+        } => {
+            history::pull(
+                &connect(g).await?,
+                &dir,
+                format.map(Into::into),
+                force,
+                json,
+            )
+            .await?
+        }
         Command::Baseline {
             name,
             dir,
@@ -307,7 +316,10 @@ async fn start(
     json: bool,
     found: &FileFindings,
 ) -> Result<(), Failure> {
-    let plan = session.start(migration, &render::progress(json)).await?;
+    let format = tandem_core::load::Format::from_path(&found.file);
+    let plan = session
+        .start_from_file(migration, format, &render::progress(json))
+        .await?;
     if complete {
         session.complete(&render::progress(json)).await?;
     }
@@ -428,7 +440,8 @@ async fn apply_pending(
             found.warn(allowed);
         }
         recorder.begin(&migration.name, Phase::Start);
-        let plan = session.start(migration, observer).await?;
+        let format = tandem_core::load::Format::from_path(&found.file);
+        let plan = session.start_from_file(migration, format, observer).await?;
         if let Some(message) = over("start") {
             recorder.begin(&migration.name, Phase::Rollback);
             session.rollback(observer).await?;

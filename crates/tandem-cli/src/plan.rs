@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use tandem_core::plan::{Action, Plan, Step};
+use tandem_pg::backfill::{plan_triggers, PlanTriggers};
 use tandem_pg::executor::db_message;
 use tandem_pg::stats::{plan_estimates, PlanEstimates};
 
@@ -28,8 +29,15 @@ pub async fn run(g: &Global, file: &Path, json: bool) -> Result<(), Failure> {
             code: 1,
             message: format!("cannot read the table statistics: {}", db_message(&e)),
         })?;
+    let triggers = plan_triggers(session.client(), &plan, !g.backfill_fire_triggers)
+        .await
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot read the tables' triggers: {}", db_message(&e)),
+        })?;
     if json {
         let mut value = plan_json(&plan, &estimates);
+        add_triggers_json(&mut value, &triggers);
         value["findings"] = found.json().into();
         println!(
             "{}",
@@ -37,9 +45,62 @@ pub async fn run(g: &Global, file: &Path, json: bool) -> Result<(), Failure> {
         );
     } else {
         print!("{}", render::plan_text(&plan, &estimates));
+        print!("{}", warnings_text(&plan, &triggers));
         print!("{}", findings_text(&found));
     }
     Ok(())
+}
+
+/// Each backfill step's `backfill_triggers` (whether its batches run in replica mode, the
+/// application triggers that fire for it and why), and the top-level `warnings`: one line per
+/// backfill that fires application triggers.
+fn add_triggers_json(value: &mut serde_json::Value, triggers: &PlanTriggers) {
+    let mut warnings = Vec::new();
+    for (phase, found) in [("start", &triggers.start), ("complete", &triggers.complete)] {
+        for (i, t) in found.iter().enumerate() {
+            let Some(t) = t else { continue };
+            if let Some(object) = value[phase][i].as_object_mut() {
+                // The step is flattened: its action's fields are the step's.
+                let table = object.get("table").cloned().unwrap_or_default();
+                object.insert(
+                    "backfill_triggers".into(),
+                    serde_json::to_value(t).unwrap_or_default(),
+                );
+                if let Some(w) = t.warning() {
+                    warnings.push(serde_json::json!({
+                        "phase": phase, "step": i + 1, "table": table, "message": w,
+                        "triggers": t.firing.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+                    }));
+                }
+            }
+        }
+    }
+    value["warnings"] = warnings.into();
+}
+
+/// `warnings:` under the plan: each backfill that fires application triggers.
+fn warnings_text(plan: &Plan, triggers: &PlanTriggers) -> String {
+    let mut out = String::new();
+    for (phase, steps, found) in [
+        ("start", &plan.start, &triggers.start),
+        ("complete", &plan.complete, &triggers.complete),
+    ] {
+        for (i, (step, t)) in steps.iter().zip(found).enumerate() {
+            if let (Some(w), Action::Backfill(b)) =
+                (t.as_ref().and_then(|t| t.warning()), &step.action)
+            {
+                out.push_str(&format!(
+                    "  - {phase} step {}, backfill of \"{}\": {w}\n",
+                    i + 1,
+                    b.table
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("\nwarnings:\n{out}")
 }
 
 /// The lint's findings under the plan (nothing when there are none); `start` refuses while a

@@ -52,6 +52,7 @@ impl Progress {
             Event::BackfillNotice { table, message } => {
                 say(&state, &format!("    backfill of \"{table}\": {message}"))
             }
+            e @ Event::BackfillTriggersFire { .. } => say(&state, &crate::render::event_text(&e)),
             other => {
                 if let Some(bar) = state.bar.take() {
                     bar.finish_and_clear();

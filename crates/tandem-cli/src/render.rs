@@ -22,6 +22,10 @@ pub fn event_text(event: &Event) -> String {
         }
                 Event::BackfillWaiting { table, reason } => format!("    backfill of \"{table}\" waits: {reason}"),
                 Event::BackfillNotice { table, message } => format!("    backfill of \"{table}\": {message}"),
+        Event::BackfillTriggersFire { table, triggers, why } => format!(
+            "    warning: backfill of \"{table}\": {}",
+            tandem_pg::backfill::firing_text(triggers, why.as_deref())
+        ),
                 Event::StepDone { description, held, .. } => format!("    done in {} ms: {description}", held.as_millis()),
         Event::BackfillDone { table, rows, took, longest_batch, workers, .. } => format!(
             "    backfilled {rows} rows of \"{table}\" in {} ms (longest batch {} ms, {workers} worker{})",
@@ -66,6 +70,13 @@ pub fn event_json(event: &Event) -> serde_json::Value {
         Event::BackfillNotice { table, message } => {
             serde_json::json!({"event": "backfill_notice", "table": table, "message": message})
         }
+        Event::BackfillTriggersFire {
+            table,
+            triggers,
+            why,
+        } => serde_json::json!({
+            "event": "backfill_triggers_fire", "table": table, "triggers": triggers,
+            "why": why}),
         Event::BackfillDone {
             table,
             rows,

@@ -341,9 +341,10 @@ fn main() {
         });
     }
     println!("ratio = UPDATE time / backfill time, median of {} runs (target >= 0.85). tandem: the defaults: two workers, and", repeats());
-    println!("triggers skipped (session_replication_role = replica) when the role may and nothing but tandem's trigger is on the");
-    println!("table. 1 worker: the defaults on one connection, as the UPDATE. triggers fired: the defaults for a role that may not");
-    println!("skip them. key ranges: batches over primary-key ranges instead of pages (the fallback pass, on one connection).");
+    println!("triggers skipped (session_replication_role = replica) when the role may and no validated foreign key, rule or");
+    println!("deferrable constraint needs them. 1 worker: the defaults on one connection, as the UPDATE. triggers fired: the defaults");
+    println!("for a role that may not skip them, or --backfill-fire-triggers. key ranges: batches over primary-key ranges instead of");
+    println!("pages (the fallback pass, on one connection).");
     println!("longest batch = the longest any row lock was held.");
     println!();
     println!("longest ACCESS EXCLUSIVE hold (add NOT NULL column + type change + rename)");

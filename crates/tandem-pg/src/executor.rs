@@ -64,6 +64,13 @@ pub enum Event {
         table: String,
         message: String,
     },
+    /// Application triggers that fire for the backfill's UPDATEs (once per backfilled row),
+    /// and why the batches could not switch them off (None: set ENABLE ALWAYS).
+    BackfillTriggersFire {
+        table: String,
+        triggers: Vec<String>,
+        why: Option<String>,
+    },
     /// A table's backfill finished: the rows this run updated, how long it took, and its
     /// longest batch (the longest any row lock was held).
     BackfillDone {
@@ -71,7 +78,8 @@ pub enum Event {
         rows: u64,
         took: Duration,
         longest_batch: Duration,
-        /// The batches ran with session_replication_role = replica (no trigger fired).
+        /// The batches ran with session_replication_role = replica (no trigger fired but
+        /// those set ENABLE ALWAYS).
         triggers_skipped: bool,
         /// Connections the page pass ran batches on at once.
         workers: usize,

@@ -358,11 +358,22 @@ impl Session {
         migration: &Migration,
         observer: &(dyn Fn(Event) + Send + Sync),
     ) -> Result<Plan, Error> {
+        self.start_from_file(migration, None, observer).await
+    }
+
+    /// [`Session::start`] of a migration read from a file in `file_format`, which is recorded
+    /// so that `pull` writes the migration back out in the same format.
+    pub async fn start_from_file(
+        &mut self,
+        migration: &Migration,
+        file_format: Option<tandem_core::load::Format>,
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<Plan, Error> {
         self.ensure_initialized().await?;
         self.state
             .try_lock(&self.client, &self.options.schema)
             .await?;
-        let result = self.start_locked(migration, observer).await;
+        let result = self.start_locked(migration, file_format, observer).await;
         let _ = self.state.unlock(&self.client, &self.options.schema).await;
         result
     }
@@ -370,6 +381,7 @@ impl Session {
     async fn start_locked(
         &mut self,
         migration: &Migration,
+        file_format: Option<tandem_core::load::Format>,
         observer: &(dyn Fn(Event) + Send + Sync),
     ) -> Result<Plan, Error> {
         if let Some(r) = self
@@ -395,7 +407,13 @@ impl Session {
                 &self.client,
                 &self.options.schema,
                 &migration.name,
-                &migration_json,
+                crate::state::Applied {
+                    migration: &migration_json,
+                    file_format: file_format.map(|f| match f {
+                        tandem_core::load::Format::Json => "json",
+                        tandem_core::load::Format::Yaml => "yaml",
+                    }),
+                },
                 &plan.version_schema,
                 &before_json,
             )
@@ -790,7 +808,7 @@ impl Session {
                 &self.client,
                 &schema,
                 name,
-                &migration_json,
+                crate::state::Applied::of(&migration_json),
                 &version_schema,
                 &live_json,
             )

@@ -26,7 +26,7 @@ pub const HISTORY_TABLE: &str = "refinery_schema_history";
 
 /// The newest layout version this build knows about. A store whose history stops earlier is
 /// reported as not initialized, so `tandem init` is the single way to bring it up to date.
-const LATEST_LAYOUT_VERSION: i32 = 3;
+const LATEST_LAYOUT_VERSION: i32 = 4;
 
 /// Where tandem keeps its state, named by the state schema.
 #[derive(Debug, Clone)]
@@ -166,6 +166,24 @@ impl fmt::Display for Phase {
     }
 }
 
+/// A migration as `start` applies it: the file's content, and its format when it came from a
+/// file (`json` or `yaml`).
+#[derive(Debug, Clone, Copy)]
+pub struct Applied<'a> {
+    pub migration: &'a serde_json::Value,
+    pub file_format: Option<&'a str>,
+}
+
+impl<'a> Applied<'a> {
+    /// A migration that did not come from a file of known format (a baseline).
+    pub fn of(migration: &'a serde_json::Value) -> Self {
+        Applied {
+            migration,
+            file_format: None,
+        }
+    }
+}
+
 /// One row of the `migrations` table.
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationRecord {
@@ -186,6 +204,8 @@ pub struct MigrationRecord {
     pub complete_steps_done: i32,
     pub rollback_steps_done: i32,
     pub paused: bool,
+    /// The format of the file it was applied from (`json` or `yaml`), when known.
+    pub file_format: Option<String>,
 }
 
 /// Formatted in SQL, in UTC, so the text does not depend on the session's TimeZone and no date
@@ -194,7 +214,7 @@ const RECORD_COLUMNS: &str = "schema, name, parent, migration, version_schema, p
     to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
     to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
             schema_before, resulting_schema, start_steps_done, paused, complete_steps_done, \
-    rollback_steps_done";
+    rollback_steps_done, file_format";
 
 /// Where one table's backfill stands.
 #[derive(Debug, Clone, Serialize)]
@@ -321,7 +341,15 @@ impl StateStore {
         let v3 = format!("ALTER TABLE {progress} ADD COLUMN block_pass jsonb;");
         let v3 = refinery::Migration::unapplied("V3__block_pass", &v3)
             .map_err(|e| StateError::Refinery(e.to_string()))?;
-        Ok(vec![v1, v2, v3])
+        // The format of the file a migration was applied from, so that `pull` writes it back
+        // out in the same one (NULL: not known, as for migrations applied before this layout).
+        let v4 = format!(
+            "ALTER TABLE {migrations} ADD COLUMN file_format text
+                 CHECK (file_format IN ('json', 'yaml'));"
+        );
+        let v4 = refinery::Migration::unapplied("V4__file_format", &v4)
+            .map_err(|e| StateError::Refinery(e.to_string()))?;
+        Ok(vec![v1, v2, v3, v4])
     }
 
     /// Creates the state schema and brings its layout up to date. Idempotent, and safe when
@@ -513,10 +541,14 @@ impl StateStore {
         client: &Client,
         schema: &str,
         name: &str,
-        migration: &serde_json::Value,
+        applied: Applied<'_>,
         version_schema: &str,
         schema_before: &serde_json::Value,
     ) -> Result<MigrationRecord, StateError> {
+        let Applied {
+            migration,
+            file_format,
+        } = applied;
         if let Some(current) = self.in_flight(client, schema).await? {
             return Err(StateError::MigrationInFlight {
                 schema: schema.to_string(),
@@ -536,12 +568,13 @@ impl StateStore {
                               WHERE m.schema = $1 AND m.name = $2 AND m.phase = 'rolled_back')
             )
             INSERT INTO {migrations} AS m
-                (schema, name, parent, migration, version_schema, phase, schema_before)
+                (schema, name, parent, migration, version_schema, phase, schema_before,
+                 file_format)
             VALUES ($1, $2,
                     (SELECT l.name FROM {migrations} l
                      WHERE l.schema = $1 AND l.phase <> 'rolled_back'
                      ORDER BY l.seq DESC LIMIT 1),
-                    $3, $4, 'started', $5)
+                    $3, $4, 'started', $5, $6)
             ON CONFLICT (schema, name) DO UPDATE SET
                 seq = EXCLUDED.seq,
                 parent = EXCLUDED.parent,
@@ -550,7 +583,8 @@ impl StateStore {
                 phase = EXCLUDED.phase,
                 created_at = EXCLUDED.created_at,
                 updated_at = EXCLUDED.updated_at,
-                                schema_before = EXCLUDED.schema_before,
+                schema_before = EXCLUDED.schema_before,
+                file_format = EXCLUDED.file_format,
                 resulting_schema = NULL,
                                 start_steps_done = 0,
                 complete_steps_done = 0,
@@ -562,7 +596,14 @@ impl StateStore {
         let inserted = client
             .query_opt(
                 &sql,
-                &[&schema, &name, migration, &version_schema, schema_before],
+                &[
+                    &schema,
+                    &name,
+                    migration,
+                    &version_schema,
+                    schema_before,
+                    &file_format,
+                ],
             )
             .await;
         match inserted {
@@ -831,6 +872,7 @@ fn record_from_row(row: &Row) -> Result<MigrationRecord, StateError> {
         complete_steps_done: row.try_get(12)?,
         rollback_steps_done: row.try_get(13)?,
         paused: row.try_get(11)?,
+        file_format: row.try_get(14)?,
     })
 }
 
@@ -946,7 +988,7 @@ mod tests {
                 client,
                 schema,
                 name,
-                &json!({"operations": [{"sql": {"up": name}}]}),
+                Applied::of(&json!({"operations": [{"sql": {"up": name}}]})),
                 &format!("{schema}_{name}"),
                 &json!({"tables": {}}),
             )
@@ -961,7 +1003,14 @@ mod tests {
         name: &str,
     ) -> StateError {
         store
-            .record_start(client, schema, name, &json!({}), name, &json!({}))
+            .record_start(
+                client,
+                schema,
+                name,
+                Applied::of(&json!({})),
+                name,
+                &json!({}),
+            )
             .await
             .unwrap_err()
     }
@@ -1001,7 +1050,7 @@ mod tests {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(applied, 3, "the three layout versions, each applied once");
+        assert_eq!(applied, 4, "the four layout versions, each applied once");
     }
 
     #[tokio::test]
@@ -1085,7 +1134,7 @@ mod tests {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(history, 3);
+        assert_eq!(history, 4);
 
         start(&store, &client, "Public Schema", "01 First").await;
         complete(&store, &client, "Public Schema", "01 First").await;
@@ -1193,7 +1242,14 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let name = format!("02_try{i}");
                 StateStore::new("tandem")
-                    .record_start(&session, "public", &name, &json!({}), &name, &json!({}))
+                    .record_start(
+                        &session,
+                        "public",
+                        &name,
+                        Applied::of(&json!({})),
+                        &name,
+                        &json!({}),
+                    )
                     .await
             }));
         }
@@ -1355,13 +1411,18 @@ mod tests {
                 &client,
                 "public",
                 "02_b",
-                &json!({"operations": ["again"]}),
+                Applied {
+                    migration: &json!({"operations": ["again"]}),
+                    file_format: Some("json"),
+                },
                 "public_02_b",
                 &json!({"tables": {"users": {}}}),
             )
             .await
             .unwrap();
         assert_eq!(second_try.phase, Phase::Started);
+        assert_eq!(first_try.file_format, None);
+        assert_eq!(second_try.file_format.as_deref(), Some("json"));
         assert_eq!(second_try.parent.as_deref(), Some("01_a"));
         assert_eq!(second_try.migration, json!({"operations": ["again"]}));
         assert_eq!(second_try.schema_before, json!({"tables": {"users": {}}}));
