@@ -153,7 +153,7 @@ async fn a_view_over_a_dropped_column_is_refused_at_start_with_nothing_changed()
 async fn what_cannot_be_carried_over_is_refused_at_start_naming_each_object() {
     let (db, c) = app().await;
     c.batch_execute(
-        "CREATE MATERIALIZED VIEW score_totals AS SELECT sum(score) AS total FROM customers;
+        "CREATE MATERIALIZED VIEW top_totals AS SELECT sum(score) AS total FROM top_customers;
          ALTER TABLE customers ADD COLUMN double_score int GENERATED ALWAYS AS (score * 2) STORED;
          CREATE TABLE notes (id int PRIMARY KEY, customer_email text);
          CREATE UNIQUE INDEX customers_email ON customers (email);
@@ -171,7 +171,7 @@ async fn what_cannot_be_carried_over_is_refused_at_start_naming_each_object() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     for expected in [
-        "materialized view score_totals depends on column score of table customers",
+        "materialized view top_totals depends on column score of view top_customers",
         "default value for column double_score of table customers depends on column score",
         "hint:",
     ] {
@@ -346,5 +346,66 @@ async fn partition_views_follow_the_parent_in_both_versions_through_complete() {
         )
         .await,
         ["1 9990 none", "2 2000 big", "5 500 none"]
+    );
+}
+
+#[tokio::test]
+async fn a_materialized_view_is_rebuilt_beside_the_old_one_and_swapped_in_at_complete() {
+    let (db, c) = app().await;
+    c.batch_execute(
+        "CREATE MATERIALIZED VIEW score_board AS SELECT id, name, score FROM customers WHERE score > 0;
+         CREATE UNIQUE INDEX score_board_id ON score_board (id);
+         COMMENT ON MATERIALIZED VIEW score_board IS 'refreshed nightly';
+         GRANT SELECT ON score_board TO PUBLIC;
+         CREATE MATERIALIZED VIEW score_later AS SELECT sum(score) AS total FROM customers WITH NO DATA;",
+    )
+    .await
+    .unwrap();
+    let f = file("02_score_bigint", SCORE_BIGINT);
+    let plan = db.tandem_ok(&["plan", f.to_str().unwrap()]);
+    assert!(
+        plan.contains(
+            "materialized view score_board (uses column score of table customers): rebuilt"
+        ),
+        "{plan}"
+    );
+    start_roll_back_start(&db, &f).await;
+    let board = "SELECT format('%s %s %s', id, name, score) FROM score_board ORDER BY id";
+    // Until complete, the old one serves its data as it was.
+    assert_eq!(texts(&c, board).await, ["1 ann 5", "2 ben 50", "3 cy 20"]);
+    db.tandem_ok(&["complete"]);
+    assert_eq!(
+        texts(&c, board).await,
+        ["1 ann 50", "2 ben 500", "3 cy 200"]
+    );
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s %s %s %s', format_type(a.atttypid, a.atttypmod),
+                    obj_description(m.oid, 'pg_class'), has_table_privilege('public', m.oid, 'SELECT'),
+                    (SELECT string_agg(ic.relname, ',') FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = m.oid),
+                    m.relispopulated)
+               FROM pg_class m JOIN pg_attribute a ON a.attrelid = m.oid AND a.attname = 'score'
+              WHERE m.oid = 'public.score_board'::regclass"
+        )
+        .await,
+        ["bigint refreshed nightly t score_board_id t"]
+    );
+    // One that was never filled stays unfilled; REFRESH works on the new column.
+    c.batch_execute("REFRESH MATERIALIZED VIEW score_later")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&c, "SELECT total::text FROM score_later").await,
+        ["750"]
+    );
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT relname::text FROM pg_class WHERE relname LIKE '\\_tandem%'"
+        )
+        .await,
+        Vec::<String>::new()
     );
 }

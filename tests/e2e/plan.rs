@@ -419,9 +419,15 @@ async fn plan_lists_exactly_what_start_and_complete_run() {
             );
             let planned = planned_sql(&plan, phase);
             assert!(!planned.is_empty(), "{name}: {phase} has SQL steps");
+            let ran = ddl_since(&client, &mut last).await;
+            // A DO block that found nothing to do (no materialized view to replace) runs
+            // no DDL, so the DDL log cannot see it.
+            let planned: Vec<String> = planned
+                .into_iter()
+                .filter(|sql| !sql.starts_with("DO ") || ran.contains(sql))
+                .collect();
             assert_eq!(
-                ddl_since(&client, &mut last).await,
-                planned,
+                ran, planned,
                 "{name}: the SQL {phase} ran is not the SQL plan showed"
             );
             assert_eq!(

@@ -50,7 +50,9 @@ pub struct ContractDrop {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fate {
-    /// A view, rebuilt over the new columns inside the contract transaction.
+    /// A view, rebuilt over the new columns inside the contract transaction; or a
+    /// materialized view, whose replacement is built beside it before the contract and put in
+    /// its place inside the contract transaction.
     Rebuilt,
     /// Would make the contract fail: refused before anything changes.
     Blocks,
@@ -72,10 +74,12 @@ impl Dependent {
     /// How to unblock the migration, for a dependent that blocks it.
     pub fn fix(&self) -> String {
         let o = self.object.as_str();
-        if o.starts_with("view") && self.depends_on.starts_with("owner ") {
-            "tandem must recreate the view, so its role must be a member of the view's owner: GRANT that role to tandem's, or run tandem as the owner".into()
+        if self.depends_on.starts_with("owner ") {
+            "tandem must recreate it, so its role must be a member of its owner: GRANT that role to tandem's, or run tandem as the owner".into()
         } else if o.starts_with("materialized view") {
-            "drop the materialized view in a `sql` migration before this one and recreate it with `onComplete: true` after, or leave the column alone".into()
+            "tandem rebuilds a materialized view only over the changed table's own columns: drop this one in a `sql` migration before this one and recreate it with `onComplete: true` after, or leave the column alone".into()
+        } else if self.depends_on.contains("materialized view") {
+            "it is built on a materialized view that must be rebuilt: drop it before this migration and recreate it after (`sql` with `onComplete: true`)".into()
         } else if o.starts_with("default value for column") {
             "this is a generated column over the changed column: drop it first, or change both in one migration that adds a new generated column".into()
         } else if o.starts_with("constraint") {
@@ -136,7 +140,8 @@ gone (tbl, classid, objid, objsubid) AS (
        AND (g.objsubid = 0 OR d.refobjsubid = g.objsubid)
      WHERE d.deptype IN ('a', 'i')
 ),
--- what depends on them without going along: views are carried, with the views over them
+-- what depends on them without going along: views and materialized views are carried; what
+-- is built on them must be too
 hit (tbl, classid, objid, objsubid, refclassid, refobjid, refobjsubid) AS (
     SELECT g.tbl, d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid, d.refobjsubid
       FROM gone g JOIN pg_depend d
@@ -147,7 +152,7 @@ hit (tbl, classid, objid, objsubid, refclassid, refobjid, refobjsubid) AS (
     SELECT h.tbl, d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid, d.refobjsubid
       FROM hit h
       JOIN pg_rewrite r ON h.classid = 'pg_rewrite'::regclass AND r.oid = h.objid
-      JOIN pg_class v ON v.oid = r.ev_class AND v.relkind = 'v'
+      JOIN pg_class v ON v.oid = r.ev_class AND v.relkind IN ('v', 'm')
       JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = v.oid
        AND d.deptype = 'n' AND NOT (d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid)
 ),
@@ -157,12 +162,18 @@ found AS (
                 THEN pg_describe_object('pg_class'::regclass, r.ev_class, 0)
                 ELSE pg_describe_object(h.classid, h.objid, 0) END AS object,
            pg_describe_object(h.refclassid, h.refobjid, h.refobjsubid) AS depends_on,
-           coalesce(v.relkind = 'v', false)
-             -- over a replaced column, or over a view that is rebuilt
-             AND (h.refobjsubid = 0
-                  OR EXISTS (SELECT 1 FROM tree t WHERE t.replaced AND t.relid = h.refobjid
-                                AND t.attnum = h.refobjsubid)
-                  OR NOT EXISTS (SELECT 1 FROM tree t WHERE t.relid = h.refobjid))
+           CASE v.relkind
+             -- a view over a replaced column, or over a view that is rebuilt
+             WHEN 'v' THEN
+               EXISTS (SELECT 1 FROM tree t WHERE t.replaced AND t.relid = h.refobjid
+                          AND t.attnum = h.refobjsubid)
+               OR (SELECT o.relkind FROM pg_class o WHERE o.oid = h.refobjid) = 'v'
+             -- a materialized view over a replaced column of the table itself (its
+             -- replacement is built beside it before the contract)
+             WHEN 'm' THEN
+               EXISTS (SELECT 1 FROM target t WHERE t.replaced AND t.relid = h.refobjid
+                          AND t.attnum = h.refobjsubid)
+             ELSE false END
              AS rebuilt,
            coalesce(pg_has_role(v.relowner, 'MEMBER'), true) AS owned,
            (SELECT n.nspname FROM pg_class o JOIN pg_namespace n ON n.oid = o.relnamespace
@@ -258,26 +269,19 @@ pub fn save_and_drop_views_step(
     version_schemas: &[String],
     group: &Tx,
 ) -> Step {
-    let array = |items: &[String]| {
-        format!(
-            "ARRAY[{}]::text[]",
-            items
-                .iter()
-                .map(|s| quote_literal(s))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
+    let array = text_array;
     let body = format!(
         r#"
 DECLARE saved record;
 BEGIN
   CREATE TEMP TABLE IF NOT EXISTS _tandem_carried_views (
       depth int, nsp name, name name, def text, options text[], owner name, acl aclitem[],
-      comment text, column_comments jsonb, column_defaults jsonb, extras text[]
+      comment text, column_comments jsonb, column_defaults jsonb, extras text[],
+      kind "char" DEFAULT 'v', source oid, indexes jsonb
   ) ON COMMIT DROP;
   TRUNCATE {SAVED};
-  INSERT INTO {SAVED}
+  INSERT INTO {SAVED} (depth, nsp, name, def, options, owner, acl, comment, column_comments,
+                       column_defaults, extras)
   WITH RECURSIVE
   tree AS (
       SELECT c.oid AS relid, a.attnum
@@ -323,8 +327,27 @@ BEGIN
     JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE NOT n.nspname = ANY ({version_schemas})
    GROUP BY c.oid, n.nspname, c.relname;
+  -- the materialized views whose replacement was built beside them
+  INSERT INTO {SAVED} (depth, nsp, name, owner, acl, comment, column_comments, kind, source, indexes)
+  SELECT 0, n.nspname, c.relname, pg_get_userbyid(c.relowner), c.relacl,
+         obj_description(c.oid, 'pg_class'),
+         (SELECT jsonb_object_agg(a.attname, col_description(c.oid, a.attnum))
+            FROM pg_attribute a
+           WHERE a.attrelid = c.oid AND a.attnum > 0
+             AND col_description(c.oid, a.attnum) IS NOT NULL),
+         'm', c.oid,
+         (SELECT jsonb_object_agg('_tandem_mvi_' || i.indexrelid, ic.relname)
+            FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+           WHERE i.indrelid = c.oid)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.oid IN ({matviews})
+     AND to_regclass(format('%I.%I', n.nspname, '{REPLACEMENT_PREFIX}' || c.oid)) IS NOT NULL;
   FOR saved IN SELECT * FROM {SAVED} ORDER BY depth DESC LOOP
-    EXECUTE format('DROP VIEW %I.%I', saved.nsp, saved.name);
+    IF saved.kind = 'm' THEN
+      EXECUTE format('DROP MATERIALIZED VIEW %I.%I', saved.nsp, saved.name);
+    ELSE
+      EXECUTE format('DROP VIEW %I.%I', saved.nsp, saved.name);
+    END IF;
   END LOOP;
 END
 "#,
@@ -332,6 +355,7 @@ END
         table = quote_literal(table),
         columns = array(columns),
         version_schemas = array(version_schemas),
+        matviews = matviews_over(base, table, columns, version_schemas),
     );
     Step::sql(
         Phase::Complete,
@@ -345,6 +369,162 @@ END
     .tx(group.clone())
 }
 
+/// The name of the replacement built for the materialized view with this oid.
+const REPLACEMENT_PREFIX: &str = "_tandem_mv_";
+
+fn text_array(items: &[String]) -> String {
+    format!(
+        "ARRAY[{}]::text[]",
+        items
+            .iter()
+            .map(|s| quote_literal(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The materialized views (outside tandem's version schemas) over the replaced columns of
+/// `table`, as a SQL query yielding `oid`. `$columns` are the original physical names.
+fn matviews_over(
+    base: &str,
+    table: &str,
+    columns: &[String],
+    version_schemas: &[String],
+) -> String {
+    format!(
+        "SELECT DISTINCT m.oid
+           FROM pg_attribute a
+           JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = a.attrelid
+                            AND d.refobjsubid = a.attnum AND d.classid = 'pg_rewrite'::regclass
+           JOIN pg_rewrite r ON r.oid = d.objid
+           JOIN pg_class m ON m.oid = r.ev_class AND m.relkind = 'm'
+           JOIN pg_namespace mn ON mn.oid = m.relnamespace
+          WHERE a.attrelid = to_regclass(quote_ident({base}) || '.' || quote_ident({table}))
+            AND a.attname = ANY ({columns}) AND NOT a.attisdropped
+            AND NOT mn.nspname = ANY ({version_schemas})",
+        base = quote_literal(base),
+        table = quote_literal(table),
+        columns = text_array(columns),
+        version_schemas = text_array(version_schemas),
+    )
+}
+
+/// Before the contract, for each materialized view over a column of `table` that a shadow
+/// replaces (`pairs`: original, shadow): a replacement beside it, `_tandem_mv_<oid>`, defined
+/// over the shadow columns and not yet filled. Its definition is the view's own, bound to the
+/// shadows by PostgreSQL: inside a subtransaction that is then undone, each shadow briefly
+/// takes its column's name (an ACCESS EXCLUSIVE lock for a few catalog changes), a temporary
+/// view is made from the definition, and its text is read back once the names are restored.
+/// A replacement that already exists (a resumed complete) is kept.
+pub fn prepare_matview_replacements_step(
+    base: &str,
+    table: &str,
+    pairs: &[(String, String)],
+    version_schemas: &[String],
+) -> Step {
+    let originals: Vec<String> = pairs.iter().map(|(o, _)| o.clone()).collect();
+    let shadows: Vec<String> = pairs.iter().map(|(_, s)| s.clone()).collect();
+    let body = format!(
+        r#"
+DECLARE
+  rel regclass := to_regclass(quote_ident({base}) || '.' || quote_ident({table}));
+  originals text[] := {originals};
+  shadows text[] := {shadows};
+  mv record;
+  definition text;
+  rebound text;
+  i int;
+BEGIN
+  FOR mv IN SELECT c.oid, n.nspname AS nsp, c.relname AS name, c.reloptions
+              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid IN ({matviews}) LOOP
+    CONTINUE WHEN to_regclass(format('%I.%I', mv.nsp, '{REPLACEMENT_PREFIX}' || mv.oid)) IS NOT NULL;
+    definition := rtrim(pg_get_viewdef(mv.oid), ';');
+    BEGIN
+      FOR i IN 1 .. array_length(originals, 1) LOOP
+        EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', rel, originals[i], '_tandem_probe_' || i);
+        EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', rel, shadows[i], originals[i]);
+      END LOOP;
+      EXECUTE format('CREATE TEMPORARY VIEW %I AS %s', '_tandem_probe_' || mv.oid, definition);
+      FOR i IN 1 .. array_length(originals, 1) LOOP
+        EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', rel, originals[i], shadows[i]);
+        EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', rel, '_tandem_probe_' || i, originals[i]);
+      END LOOP;
+      rebound := rtrim(pg_get_viewdef(format('pg_temp.%I', '_tandem_probe_' || mv.oid)::regclass), ';');
+      RAISE EXCEPTION 'tandem: undo the probe';
+    EXCEPTION WHEN raise_exception THEN
+      IF SQLERRM <> 'tandem: undo the probe' THEN RAISE; END IF;
+    END;
+    EXECUTE format('CREATE MATERIALIZED VIEW %I.%I%s AS %s WITH NO DATA', mv.nsp,
+        '{REPLACEMENT_PREFIX}' || mv.oid,
+        CASE WHEN mv.reloptions IS NULL THEN ''
+             ELSE ' WITH (' || array_to_string(mv.reloptions, ', ') || ')' END,
+        rebound);
+  END LOOP;
+END
+"#,
+        base = quote_literal(base),
+        table = quote_literal(table),
+        originals = text_array(&originals),
+        shadows = text_array(&shadows),
+        matviews = matviews_over(base, table, &originals, version_schemas),
+    );
+    Step::sql(
+        Phase::Complete,
+        format!(
+            "define replacements for the materialized views over the columns of {} that are swapped",
+            crate::ident::quote_ident(table)
+        ),
+        format!("DO {}", dollar_quote(&body)),
+    )
+    .lock(Lock::AccessExclusive)
+}
+
+/// Fills each replacement from the shadow columns and gives it the indexes of the view it
+/// replaces, under temporary names. Runs beside the application: it reads the table, locking
+/// only the replacement.
+pub fn fill_matview_replacements_step(
+    base: &str,
+    table: &str,
+    originals: &[String],
+    version_schemas: &[String],
+) -> Step {
+    let body = format!(
+        r#"
+DECLARE mv record; ix record; replacement regclass;
+BEGIN
+  FOR mv IN SELECT c.oid, n.nspname AS nsp, c.relispopulated
+              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid IN ({matviews}) LOOP
+    replacement := to_regclass(format('%I.%I', mv.nsp, '{REPLACEMENT_PREFIX}' || mv.oid));
+    CONTINUE WHEN replacement IS NULL;
+    IF mv.relispopulated AND NOT (SELECT relispopulated FROM pg_class WHERE oid = replacement) THEN
+      EXECUTE format('REFRESH MATERIALIZED VIEW %s', replacement);
+    END IF;
+    FOR ix IN SELECT i.indexrelid, pg_get_indexdef(i.indexrelid) AS def, i.indisunique
+                FROM pg_index i WHERE i.indrelid = mv.oid LOOP
+      CONTINUE WHEN to_regclass(format('%I.%I', mv.nsp, '_tandem_mvi_' || ix.indexrelid)) IS NOT NULL;
+      EXECUTE format('CREATE %sINDEX %I ON %s USING %s',
+          CASE WHEN ix.indisunique THEN 'UNIQUE ' ELSE '' END,
+          '_tandem_mvi_' || ix.indexrelid, replacement,
+          substr(ix.def, strpos(ix.def, ' USING ') + 7));
+    END LOOP;
+  END LOOP;
+END
+"#,
+        matviews = matviews_over(base, table, originals, version_schemas),
+    );
+    Step::sql(
+        Phase::Complete,
+        format!(
+            "fill the replacement materialized views over {} (beside the old ones)",
+            crate::ident::quote_ident(table)
+        ),
+        format!("DO {}", dollar_quote(&body)),
+    )
+    .lock(Lock::AccessShare)
+}
+
 /// Inside the same transaction, once the columns have their final names: recreates the
 /// views [`save_and_drop_views_step`] set aside, innermost first, with their options, owner,
 /// grants, comments, column defaults, triggers and rules.
@@ -355,18 +535,29 @@ DECLARE saved record; entry record; acl record; statement text;
 BEGIN
   IF to_regclass('{SAVED}') IS NULL THEN RETURN; END IF;
   FOR saved IN SELECT * FROM {SAVED} ORDER BY depth LOOP
-    EXECUTE format('CREATE VIEW %I.%I%s AS %s', saved.nsp, saved.name,
-        CASE WHEN saved.options IS NULL THEN ''
-             ELSE ' WITH (' || array_to_string(saved.options, ', ') || ')' END,
-        rtrim(saved.def, ';'));
-    EXECUTE format('ALTER VIEW %I.%I OWNER TO %I', saved.nsp, saved.name, saved.owner);
+    IF saved.kind = 'm' THEN
+      EXECUTE format('ALTER MATERIALIZED VIEW %I.%I RENAME TO %I', saved.nsp,
+          '{REPLACEMENT_PREFIX}' || saved.source, saved.name);
+      FOR entry IN SELECT * FROM jsonb_each_text(coalesce(saved.indexes, '{{}}')) LOOP
+        EXECUTE format('ALTER INDEX %I.%I RENAME TO %I', saved.nsp, entry.key, entry.value);
+      END LOOP;
+      EXECUTE format('ALTER MATERIALIZED VIEW %I.%I OWNER TO %I', saved.nsp, saved.name, saved.owner);
+    ELSE
+      EXECUTE format('CREATE VIEW %I.%I%s AS %s', saved.nsp, saved.name,
+          CASE WHEN saved.options IS NULL THEN ''
+               ELSE ' WITH (' || array_to_string(saved.options, ', ') || ')' END,
+          rtrim(saved.def, ';'));
+      EXECUTE format('ALTER VIEW %I.%I OWNER TO %I', saved.nsp, saved.name, saved.owner);
+    END IF;
     FOR acl IN SELECT * FROM aclexplode(saved.acl) LOOP
       EXECUTE format('GRANT %s ON %I.%I TO %s%s', acl.privilege_type, saved.nsp, saved.name,
           CASE WHEN acl.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(acl.grantee)) END,
           CASE WHEN acl.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
     IF saved.comment IS NOT NULL THEN
-      EXECUTE format('COMMENT ON VIEW %I.%I IS %L', saved.nsp, saved.name, saved.comment);
+      EXECUTE format('COMMENT ON %s %I.%I IS %L',
+          CASE WHEN saved.kind = 'm' THEN 'MATERIALIZED VIEW' ELSE 'VIEW' END,
+          saved.nsp, saved.name, saved.comment);
     END IF;
     FOR entry IN SELECT * FROM jsonb_each_text(coalesce(saved.column_comments, '{{}}')) LOOP
       EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', saved.nsp, saved.name, entry.key, entry.value);

@@ -497,13 +497,33 @@ fn rollback_steps(cx: &PlanCx) -> Vec<Step> {
 
 fn complete_steps(cx: &PlanCx, after: &Schema, previous: Option<&str>) -> Vec<Step> {
     let mut steps = cx.validate.clone();
-    if let Some(previous) = previous {
-        steps.push(views::drop_version_schema(previous, Phase::Complete));
-    }
     let version_schemas: Vec<String> = std::iter::once(cx.version_schema)
         .chain(previous)
         .map(str::to_string)
         .collect();
+    // Materialized views over swapped columns get their replacement built beside them while
+    // both versions still run: the contract only puts it in place.
+    for (physical, pairs) in cx.shadows_by_table() {
+        if cx.created_here(&physical) || after.table_by_physical(&physical).is_none() {
+            continue;
+        }
+        let originals: Vec<String> = pairs.iter().map(|(o, _)| o.clone()).collect();
+        steps.push(crate::dependents::prepare_matview_replacements_step(
+            cx.base,
+            &physical,
+            &pairs,
+            &version_schemas,
+        ));
+        steps.push(crate::dependents::fill_matview_replacements_step(
+            cx.base,
+            &physical,
+            &originals,
+            &version_schemas,
+        ));
+    }
+    if let Some(previous) = previous {
+        steps.push(views::drop_version_schema(previous, Phase::Complete));
+    }
     for (physical, columns) in &cx.physical {
         let Some(after_table) = after.table_by_physical(physical) else {
             continue;
