@@ -81,7 +81,7 @@ impl Dependent {
         } else if self.depends_on.contains("materialized view") {
             "it is built on a materialized view that must be rebuilt: drop it before this migration and recreate it after (`sql` with `onComplete: true`)".into()
         } else if o.starts_with("default value for column") {
-            "this is a generated column over the changed column: drop it first, or change both in one migration that adds a new generated column".into()
+            "it is a generated column over the changed column, and PostgreSQL cannot point a generated column at another column without rewriting the table under an exclusive lock: drop it in an earlier migration (drop_column), or leave this column alone".into()
         } else if o.starts_with("constraint") {
             "a foreign key of another table references it: drop that constraint first (drop_constraint), then change the column".into()
         } else if o.starts_with("trigger") && self.depends_on.ends_with("body names") {
