@@ -409,3 +409,84 @@ async fn a_materialized_view_is_rebuilt_beside_the_old_one_and_swapped_in_at_com
         Vec::<String>::new()
     );
 }
+
+#[tokio::test]
+async fn a_serial_column_keeps_its_sequence_through_a_type_change_and_a_unique_constraint() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    c.batch_execute(
+        "CREATE TABLE tickets (id int PRIMARY KEY, number serial, title text);
+         INSERT INTO tickets (id, title) VALUES (1, 'a'), (2, 'b');",
+    )
+    .await
+    .unwrap();
+    db.tandem_ok(&["init"]);
+    let f = file(
+        "02_number",
+        r#"{"operations": [
+          {"alter_column": {"table": "tickets", "column": "number", "type": "bigint",
+                            "up": "number", "down": "number::int"}}]}"#,
+    );
+    start_roll_back_start(&db, &f).await;
+    let new = db.client_on("public_02_number").await;
+    c.execute("INSERT INTO tickets (id, title) VALUES (3, 'old')", &[])
+        .await
+        .unwrap();
+    new.execute("INSERT INTO tickets (id, title) VALUES (4, 'new')", &[])
+        .await
+        .unwrap();
+    db.tandem_ok(&["complete"]);
+    c.execute("INSERT INTO tickets (id, title) VALUES (5, 'after')", &[])
+        .await
+        .unwrap();
+    // Every row got a number from the one sequence, in order (a serial may leave gaps: both
+    // the column and its shadow have the default while both versions run).
+    let in_order = "SELECT format('%s %s', count(*), bool_and(number > previous))
+                      FROM (SELECT number, lag(number, 1, 0::bigint) OVER (ORDER BY id) AS previous
+                              FROM tickets) t";
+    assert_eq!(texts(&c, in_order).await, ["5 t"]);
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT (number = currval('tickets_number_seq'))::text FROM tickets WHERE id = 5"
+        )
+        .await,
+        ["true"]
+    );
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s', pg_get_serial_sequence('tickets', 'number'),
+                    format_type(atttypid, atttypmod))
+               FROM pg_attribute WHERE attrelid = 'tickets'::regclass AND attname = 'number'"
+        )
+        .await,
+        ["public.tickets_number_seq bigint"]
+    );
+
+    // A unique constraint on it goes through a shadow too: the sequence follows again.
+    let unique = file(
+        "03_number_unique",
+        r#"{"operations": [{"create_constraint": {"table": "tickets", "name": "tickets_number_key",
+            "type": "unique", "columns": ["number"],
+            "up": {"number": "number"}, "down": {"number": "number"}}}]}"#,
+    );
+    start_roll_back_start(&db, &unique).await;
+    db.tandem_ok(&["complete"]);
+    c.execute("INSERT INTO tickets (id, title) VALUES (6, 'unique')", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT (number = currval('tickets_number_seq'))::text FROM tickets WHERE id = 6"
+        )
+        .await,
+        ["true"]
+    );
+    assert_eq!(texts(&c, in_order).await, ["6 t"]);
+    assert_eq!(
+        texts(&c, "SELECT pg_get_serial_sequence('tickets', 'number')").await,
+        ["public.tickets_number_seq"]
+    );
+}

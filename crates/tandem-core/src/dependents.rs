@@ -131,14 +131,17 @@ tree AS (
       FROM tree t JOIN pg_inherits h ON h.inhparent = t.relid
 ),
 -- everything PostgreSQL drops along with them
-gone (tbl, classid, objid, objsubid) AS (
-    SELECT tbl, 'pg_class'::regclass::oid, relid, attnum FROM tree
+gone (tbl, replaced, classid, objid, objsubid) AS (
+    SELECT tbl, replaced, 'pg_class'::regclass::oid, relid, attnum FROM tree
     UNION
-    SELECT g.tbl, d.classid, d.objid, d.objsubid
+    SELECT g.tbl, false, d.classid, d.objid, d.objsubid
       FROM gone g JOIN pg_depend d
         ON d.refclassid = g.classid AND d.refobjid = g.objid
        AND (g.objsubid = 0 OR d.refobjsubid = g.objsubid)
      WHERE d.deptype IN ('a', 'i')
+       -- a sequence a replaced column owns (serial) passes to its shadow, which uses it
+       AND NOT (g.replaced AND d.classid = 'pg_class'::regclass AND d.deptype = 'a'
+                AND (SELECT c.relkind FROM pg_class c WHERE c.oid = d.objid) = 'S')
 ),
 -- what depends on them without going along: views and materialized views are carried; what
 -- is built on them must be too
@@ -265,14 +268,17 @@ const SAVED: &str = "pg_temp._tandem_carried_views";
 pub fn save_and_drop_views_step(
     base: &str,
     table: &str,
-    columns: &[String],
+    pairs: &[(String, String)],
     version_schemas: &[String],
     group: &Tx,
 ) -> Step {
+    let columns: Vec<String> = pairs.iter().map(|(o, _)| o.clone()).collect();
+    let shadows: Vec<String> = pairs.iter().map(|(_, s)| s.clone()).collect();
+    let columns = &columns[..];
     let array = text_array;
     let body = format!(
         r#"
-DECLARE saved record;
+DECLARE saved record; owned record;
 BEGIN
   CREATE TEMP TABLE IF NOT EXISTS _tandem_carried_views (
       depth int, nsp name, name name, def text, options text[], owner name, acl aclitem[],
@@ -342,6 +348,17 @@ BEGIN
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.oid IN ({matviews})
      AND to_regclass(format('%I.%I', n.nspname, '{REPLACEMENT_PREFIX}' || c.oid)) IS NOT NULL;
+  -- a sequence a replaced column owns (serial) goes on with its shadow, whose default uses it
+  FOR owned IN SELECT d.objid::regclass AS seq, s.shadow
+                 FROM pg_depend d
+                 JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                 JOIN unnest({columns}, {shadows}) AS s(original, shadow) ON s.original = a.attname
+                WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                  AND d.deptype = 'a'
+                  AND d.refobjid = to_regclass(quote_ident({base}) || '.' || quote_ident({table}))
+                  AND (SELECT c.relkind FROM pg_class c WHERE c.oid = d.objid) = 'S' LOOP
+    EXECUTE format('ALTER SEQUENCE %s OWNED BY %I.%I.%I', owned.seq, {base}, {table}, owned.shadow);
+  END LOOP;
   FOR saved IN SELECT * FROM {SAVED} ORDER BY depth DESC LOOP
     IF saved.kind = 'm' THEN
       EXECUTE format('DROP MATERIALIZED VIEW %I.%I', saved.nsp, saved.name);
@@ -354,13 +371,14 @@ END
         base = quote_literal(base),
         table = quote_literal(table),
         columns = array(columns),
+        shadows = array(&shadows),
         version_schemas = array(version_schemas),
         matviews = matviews_over(base, table, columns, version_schemas),
     );
     Step::sql(
         Phase::Complete,
         format!(
-            "set aside the views over the columns of {} that go (rebuilt below)",
+            "set aside the views over the columns of {} that are replaced (rebuilt below), and hand the sequences those columns own to their replacements",
             crate::ident::quote_ident(table)
         ),
         format!("DO {}", dollar_quote(&body)),
@@ -624,7 +642,7 @@ mod tests {
         let step = save_and_drop_views_step(
             "public",
             "it's",
-            &["$tandem$ x".to_string()],
+            &[("$tandem$ x".to_string(), "_tandem_new_x".to_string())],
             &["public_01".to_string()],
             &Tx::Group("g".into()),
         );

@@ -550,7 +550,13 @@ fn complete_steps(cx: &PlanCx, after: &Schema, previous: Option<&str>) -> Vec<St
                 group.clone(),
             ));
         }
-        let replaced = replaced_columns(cx, physical, &dropped);
+        let replaced: Vec<(String, String)> = cx
+            .shadows_by_table()
+            .remove(physical)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(original, _)| dropped.contains(original))
+            .collect();
         let carries_views = !replaced.is_empty();
         if carries_views {
             table_steps.push(crate::dependents::save_and_drop_views_step(
