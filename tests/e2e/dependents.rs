@@ -490,3 +490,159 @@ async fn a_serial_column_keeps_its_sequence_through_a_type_change_and_a_unique_c
         ["public.tickets_number_seq"]
     );
 }
+
+/// Each kind of operation on a partitioned table, run the pgroll way: writes through the
+/// parent's and a partition's view in both versions, rollback identical, complete.
+#[tokio::test]
+async fn every_operation_on_a_partitioned_table_reads_and_writes_through_its_partitions() {
+    let cases = [
+        (
+            "add_column",
+            r#"{"add_column": {"table": "events", "up": "'from ' || id", "column": {"name": "origin", "type": "text", "nullable": true}}}"#,
+            "origin",
+        ),
+        (
+            "rename_column",
+            r#"{"rename_column": {"table": "events", "from": "note", "to": "remark"}}"#,
+            "remark",
+        ),
+        (
+            "drop_column",
+            r#"{"drop_column": {"table": "events", "column": "note"}}"#,
+            "amount",
+        ),
+        (
+            "create_index",
+            r#"{"create_index": {"table": "events", "name": "events_amount", "columns": ["amount"]}}"#,
+            "amount",
+        ),
+        (
+            "create_constraint",
+            r#"{"create_constraint": {"table": "events", "name": "amount_positive", "type": "check", "columns": ["amount"], "check": "amount > 0", "up": {"amount": "greatest(amount, 1)"}, "down": {"amount": "amount"}}}"#,
+            "amount",
+        ),
+        (
+            "drop_index",
+            r#"{"drop_index": {"name": "events_amount_idx"}}"#,
+            "amount",
+        ),
+        (
+            "alter_column_default",
+            r#"{"alter_column": {"table": "events", "column": "amount", "default": "7"}}"#,
+            "amount",
+        ),
+    ];
+    for (name, op, column) in cases {
+        let db = TestDb::new().await;
+        let old = db.client().await;
+        old.batch_execute(EVENTS).await.unwrap();
+        db.tandem_ok(&["init"]);
+        let f = file(
+            &format!("02_{name}"),
+            &format!(r#"{{"operations": [{op}]}}"#),
+        );
+        if name == "drop_index" {
+            old.batch_execute("CREATE INDEX events_amount_idx ON events (amount)")
+                .await
+                .unwrap();
+        }
+        if name == "drop_column" {
+            // The app's view over the partition's column is found through the partition.
+            let out = db.tandem(&["start", f.to_str().unwrap()]);
+            assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains("view big_2024 depends on column note of table events_2024")
+            );
+            old.batch_execute("DROP VIEW big_2024").await.unwrap();
+        }
+        start_roll_back_start(&db, &f).await;
+        let new = db.client_on(&format!("public_02_{name}")).await;
+        let column_of =
+            |table: &str| format!("SELECT format('%s %s', id, {column}) FROM {table} ORDER BY id");
+        old.execute(
+            "INSERT INTO events_2024 (id, at, amount) VALUES (10, '2024-10-01', 5)",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: old insert through a partition: {e:?}"));
+        new.execute(
+            "INSERT INTO events_2025 (id, at, amount) VALUES (11, '2025-10-01', 6)",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: new insert through a partition: {e:?}"));
+        new.execute("UPDATE events_2024 SET amount = 77 WHERE id = 1", &[])
+            .await
+            .unwrap_or_else(|e| panic!("{name}: new update through a partition: {e:?}"));
+        let through_parent = texts(&new, &column_of("events")).await;
+        let mut through_partitions = [
+            texts(&new, &column_of("events_2024")).await,
+            texts(&new, &column_of("events_2025")).await,
+        ]
+        .concat();
+        let mut sorted_parent = through_parent.clone();
+        sorted_parent.sort();
+        through_partitions.sort();
+        assert_eq!(sorted_parent, through_partitions, "{name}");
+        assert_eq!(through_parent.len(), 5, "{name}: {through_parent:?}");
+        assert_eq!(
+            texts(&old, "SELECT amount::text FROM events WHERE id = 1").await,
+            ["77"],
+            "{name}"
+        );
+        db.tandem_ok(&["complete"]);
+        let after = db.client().await;
+        assert_eq!(
+            texts(&after, &column_of("events")).await,
+            through_parent,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_partitioned_table_is_dropped_with_its_partitions_and_restored_by_rollback() {
+    let db = TestDb::new().await;
+    let old = db.client().await;
+    old.batch_execute(EVENTS).await.unwrap();
+    old.batch_execute("DROP VIEW big_2024").await.unwrap();
+    db.tandem_ok(&["init"]);
+    // The old app reads and writes through its own version schema, as tandem's apps do.
+    let dir = std::env::temp_dir().join(format!("tandem-drop-events-{}", std::process::id()));
+    db.tandem_ok(&["baseline", "01_base", dir.to_str().unwrap()]);
+    let old = db.client_on("public_01_base").await;
+    let f = file(
+        "02_drop_events",
+        r#"{"operations": [{"drop_table": {"name": "events"}}]}"#,
+    );
+    start_roll_back_start(&db, &f).await;
+    // The old version still writes through the parent and a partition.
+    old.execute(
+        "INSERT INTO events_2024 VALUES (7, '2024-07-01', 70, 'x')",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        texts(&old, "SELECT count(*)::text FROM events").await,
+        ["4"]
+    );
+    let new = db.client_on("public_02_drop_events").await;
+    assert_eq!(
+        texts(
+            &new,
+            "SELECT count(*)::text FROM pg_views WHERE schemaname = 'public_02_drop_events'"
+        )
+        .await,
+        ["0"]
+    );
+    db.tandem_ok(&["complete"]);
+    assert_eq!(
+        texts(
+            &old,
+            "SELECT count(*)::text FROM pg_class WHERE relname LIKE '%events%'"
+        )
+        .await,
+        ["0"]
+    );
+}

@@ -42,6 +42,10 @@ pub struct Table {
     /// schema). Columns it inherits change with the parent's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// A partitioned table (`PARTITION BY`): it holds no rows of its own, and an index on it
+    /// cannot be built `CONCURRENTLY`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partitioned: bool,
 }
 
 /// One table privilege of one role, as `aclexplode` reports it.
@@ -130,6 +134,12 @@ impl Schema {
     /// The table whose physical (base) name is `physical`, whatever the version calls it.
     pub fn table_by_physical(&self, physical: &str) -> Option<&Table> {
         self.tables.iter().find(|t| t.physical == physical)
+    }
+    /// The partitions (or inheritance children) of the table whose physical name is given.
+    pub fn children_of<'a>(&'a self, physical: &'a str) -> impl Iterator<Item = &'a Table> + 'a {
+        self.tables
+            .iter()
+            .filter(move |t| t.parent.as_deref() == Some(physical))
     }
     /// Finds an index by name in any table.
     pub fn index(&self, name: &str) -> Option<(&Table, &Index)> {

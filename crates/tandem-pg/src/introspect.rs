@@ -25,7 +25,8 @@ const TABLES_SQL: &str = "
             FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent
             WHERE h.inhrelid = c.oid AND p.relnamespace = c.relnamespace
             ORDER BY h.inhseqno
-            LIMIT 1)
+            LIMIT 1),
+           c.relkind = 'p'
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
@@ -239,6 +240,7 @@ fn table(row: &Row) -> Result<Table, Error> {
         comment: row.try_get(2)?,
         replica_identity: replica_identity(row.try_get(3)?, row.try_get(4)?),
         parent: row.try_get(5)?,
+        partitioned: row.try_get(6)?,
         ..Table::default()
     })
 }
@@ -702,7 +704,10 @@ mod tests {
         let expected = Schema {
             name: "app".to_string(),
             tables: vec![
-                expected_event_table("events", "ONLY "),
+                Table {
+                    partitioned: true,
+                    ..expected_event_table("events", "ONLY ")
+                },
                 Table {
                     parent: Some("events".to_string()),
                     ..expected_event_table("events_2024", "")

@@ -8,7 +8,7 @@
 //! columns, so an index over a column renamed or shadowed by this migration follows it.
 
 use crate::expr::rename_column_refs;
-use crate::ident::{qualified, quote_ident, MAX_IDENT_BYTES};
+use crate::ident::{bounded_name, qualified, quote_ident, MAX_IDENT_BYTES};
 use crate::migration::{CreateIndex, IndexColumn};
 use crate::ops::{unknown_column, unknown_table, Op};
 use crate::plan::{Hazard, Lock, Phase, Step, Tx};
@@ -122,34 +122,11 @@ impl Op for CreateIndex {
             return;
         }
         let definition = self.definition(cx.base, table);
-        let physical_table = table.physical.clone();
-        let index = qualified(cx.base, &self.name);
-        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
-        let concurrently = definition.replacen(" INDEX ", " INDEX CONCURRENTLY ", 1);
-        cx.start(
-            Step::sql(
-                Phase::Start,
-                format!(
-                    "build index {} on {} concurrently",
-                    quote_ident(&self.name),
-                    quote_ident(&physical_table)
-                ),
-                concurrently,
-            )
-            .tx(Tx::None)
-            .lock(Lock::ShareUpdateExclusive)
-            .hazard(Hazard::IndexBuild)
-            .cleanup(drop.clone()),
-        );
-        cx.rollback(
-            Step::sql(
-                Phase::Rollback,
-                format!("drop index {}", quote_ident(&self.name)),
-                drop,
-            )
-            .tx(Tx::None)
-            .lock(Lock::ShareUpdateExclusive),
-        );
+        if table.partitioned {
+            self.plan_partitioned(schema, cx, table);
+        } else {
+            self.plan_concurrent_build(cx, table, &self.name, &table.physical);
+        }
         let columns = self.columns.0.iter().map(|c| c.column.clone()).collect();
         if let Some(t) = schema.table_mut(&self.table) {
             t.indexes.push(schema::Index {
@@ -165,9 +142,133 @@ impl Op for CreateIndex {
 }
 
 impl CreateIndex {
+    /// `CREATE INDEX CONCURRENTLY name ON relation`: writes go on during the build; a failed
+    /// build's invalid index is dropped before a retry, and by rollback.
+    fn plan_concurrent_build(&self, cx: &mut PlanCx, table: &Table, name: &str, relation: &str) {
+        let index = qualified(cx.base, name);
+        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
+        let concurrently = self.definition_on(cx.base, table, name, relation).replacen(
+            " INDEX ",
+            " INDEX CONCURRENTLY ",
+            1,
+        );
+        cx.start(
+            Step::sql(
+                Phase::Start,
+                format!(
+                    "build index {} on {} concurrently",
+                    quote_ident(name),
+                    quote_ident(relation)
+                ),
+                concurrently,
+            )
+            .tx(Tx::None)
+            .lock(Lock::ShareUpdateExclusive)
+            .hazard(Hazard::IndexBuild)
+            .cleanup(drop.clone()),
+        );
+        cx.rollback(
+            Step::sql(
+                Phase::Rollback,
+                format!("drop index {}", quote_ident(name)),
+                drop,
+            )
+            .tx(Tx::None)
+            .lock(Lock::ShareUpdateExclusive),
+        );
+    }
+
+    /// PostgreSQL cannot build an index on a partitioned table `CONCURRENTLY`, so, as its
+    /// documentation advises: each partition's index is built concurrently, then the parent's
+    /// index is made `ON ONLY` the parent (catalog only) and each partition's is attached,
+    /// which makes it valid. Partitions that are partitioned themselves go the same way.
+    /// Rollback drops the parent's index (which takes the attached ones along), then any
+    /// partition's index a failed start left unattached.
+    fn plan_partitioned(&self, schema: &Schema, cx: &mut PlanCx, table: &Table) {
+        let group = Tx::Group(format!("attach index {}", self.name));
+        self.plan_partitioned_tree(schema, cx, table, &self.name, &table.physical, &group);
+    }
+
+    fn plan_partitioned_tree(
+        &self,
+        schema: &Schema,
+        cx: &mut PlanCx,
+        table: &Table,
+        name: &str,
+        relation: &str,
+        group: &Tx,
+    ) {
+        let index = qualified(cx.base, name);
+        // Pushed before the partitions' own drops: rollback runs an operation's steps in
+        // order, and an attached index can only go with its parent's.
+        cx.rollback(
+            Step::sql(
+                Phase::Rollback,
+                format!("drop index {}", quote_ident(name)),
+                format!("DROP INDEX IF EXISTS {index}"),
+            )
+            .tx(Tx::None)
+            .lock(Lock::AccessExclusive),
+        );
+        let children: Vec<(String, bool)> = schema
+            .children_of(relation)
+            .map(|c| (c.physical.clone(), c.partitioned))
+            .collect();
+        let mut attach = Vec::new();
+        for (child, partitioned) in &children {
+            let child_index = bounded_name(&[child, name]);
+            if *partitioned {
+                self.plan_partitioned_tree(schema, cx, table, &child_index, child, group);
+            } else {
+                self.plan_concurrent_build(cx, table, &child_index, child);
+            }
+            attach.push(child_index);
+        }
+        let only =
+            self.definition_on(cx.base, table, name, relation)
+                .replacen(" ON ", " ON ONLY ", 1);
+        cx.start(
+            Step::sql(
+                Phase::Start,
+                format!(
+                    "create index {} on {} alone (no scan)",
+                    quote_ident(name),
+                    quote_ident(relation)
+                ),
+                only,
+            )
+            .tx(group.clone())
+            .lock(Lock::Share),
+        );
+        for child_index in &attach {
+            cx.start(
+                Step::sql(
+                    Phase::Start,
+                    format!(
+                        "attach index {} to {}",
+                        quote_ident(child_index),
+                        quote_ident(name)
+                    ),
+                    format!(
+                        "ALTER INDEX {index} ATTACH PARTITION {}",
+                        qualified(cx.base, child_index)
+                    ),
+                )
+                .tx(group.clone())
+                .lock(Lock::ShareUpdateExclusive),
+            );
+        }
+    }
+
     /// The statement without `CONCURRENTLY`, in `pg_get_indexdef`'s shape and with physical
     /// names, as the schema model keeps it (a later shadow column copies the index from it).
     fn definition(&self, base: &str, table: &Table) -> String {
+        self.definition_on(base, table, &self.name, &table.physical)
+    }
+
+    /// [`CreateIndex::definition`] named `name`, on `relation` (the table or a partition of
+    /// it, whose columns are the table's).
+    fn definition_on(&self, base: &str, table: &Table, name: &str, relation: &str) -> String {
         let unique = if self.unique.unwrap_or(false) {
             "UNIQUE "
         } else {
@@ -182,8 +283,8 @@ impl CreateIndex {
             .collect();
         let mut sql = format!(
             "CREATE {unique}INDEX {} ON {} USING {method} ({})",
-            quote_ident(&self.name),
-            qualified(base, &table.physical),
+            quote_ident(name),
+            qualified(base, relation),
             columns.join(", ")
         );
         if let Some(parameters) = &self.storage_parameters {

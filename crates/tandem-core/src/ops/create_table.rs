@@ -247,6 +247,7 @@ impl CreateTable {
             replica_identity: None,
             grants,
             parent: None,
+            partitioned: false,
         }
     }
 }

@@ -45,17 +45,33 @@ impl Op for DropIndex {
     }
 
     fn plan(&self, schema: &mut Schema, cx: &mut PlanCx) {
-        cx.complete_after(
-            Step::sql(
-                Phase::Complete,
-                format!("drop index {}", quote_ident(&self.name)),
+        let on_partitioned = schema
+            .index(&self.name)
+            .is_some_and(|(table, _)| table.partitioned);
+        // PostgreSQL cannot drop a partitioned table's index concurrently: a plain DROP
+        // INDEX, under the lock timeout like any DDL, takes it and its partitions' indexes.
+        let (sql, lock) = if on_partitioned {
+            (
+                format!("DROP INDEX IF EXISTS {}", qualified(cx.base, &self.name)),
+                Lock::AccessExclusive,
+            )
+        } else {
+            (
                 format!(
                     "DROP INDEX CONCURRENTLY IF EXISTS {}",
                     qualified(cx.base, &self.name)
                 ),
+                Lock::ShareUpdateExclusive,
+            )
+        };
+        cx.complete_after(
+            Step::sql(
+                Phase::Complete,
+                format!("drop index {}", quote_ident(&self.name)),
+                sql,
             )
             .tx(Tx::None)
-            .lock(Lock::ShareUpdateExclusive),
+            .lock(lock),
         );
         for table in &mut schema.tables {
             table.indexes.retain(|i| i.name != self.name);

@@ -25,6 +25,22 @@ impl Op for DropTable {
         let table = schema.tables.remove(position);
         let aside = bounded_name(&["_tandem_del", &table.physical]);
         cx.physical_table_set_aside(&table.physical);
+        // A partitioned table's partitions go with it: the new version shows none of them.
+        // (An inheritance child would not, and is refused as something that depends on it.)
+        if table.partitioned {
+            let mut gone = vec![table.physical.clone()];
+            while let Some(parent) = gone.pop() {
+                let partitions: Vec<String> = schema
+                    .children_of(&parent)
+                    .map(|t| t.physical.clone())
+                    .collect();
+                for partition in partitions {
+                    schema.tables.retain(|t| t.physical != partition);
+                    cx.physical_table_set_aside(&partition);
+                    gone.push(partition);
+                }
+            }
+        }
         cx.contract_drops_table(&table.physical, &aside);
         cx.start(
             Step::sql(
