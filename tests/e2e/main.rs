@@ -26,5 +26,6 @@ mod locks;
 mod operations;
 mod plan;
 mod properties;
+mod raw_sql;
 mod real_schema;
 mod rehearsal;

@@ -113,6 +113,12 @@ pub fn plan_text(plan: &Plan, estimates: &tandem_pg::stats::PlanEstimates) -> St
             );
         }
     }
+    for i in &plan.irreversible {
+        out.push_str(&format!("  cannot undo: {}: {}\n", i.pointer, i.what));
+    }
+    if plan.views_from_live_schema_after_complete {
+        out.push_str("\n  after complete: rebuild the version schema's views from the schema the SQL leaves\n");
+    }
     out.push_str(&dependents_text(plan));
     out
 }

@@ -177,6 +177,13 @@ pub struct Plan {
     /// Raw SQL at start may create tables the planner cannot see: the executor re-reads the
     /// schema after the start steps and creates the version schema's views from what it finds.
     pub views_from_live_schema: bool,
+    /// Raw SQL at complete may create tables or columns the planner cannot see: after the
+    /// complete steps the executor rebuilds the version schema's views from the live schema.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub views_from_live_schema_after_complete: bool,
+    /// What rollback cannot undo (raw SQL without `down`), with the operation's pointer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub irreversible: Vec<Irreversible>,
     /// The tables and columns the contract drops: what depends on them is checked before
     /// anything changes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -187,7 +194,24 @@ pub struct Plan {
     pub dependents: Vec<crate::dependents::Dependent>,
 }
 
+/// A start step that rollback cannot undo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Irreversible {
+    pub pointer: String,
+    /// The index of the start step in question: it matters only once that step has run.
+    pub start_step: usize,
+    pub what: String,
+}
+
 impl Plan {
+    /// What rollback could not undo of a start that ran its first `started` steps.
+    pub fn irreversible_after(&self, started: usize) -> Vec<&Irreversible> {
+        self.irreversible
+            .iter()
+            .filter(|i| i.start_step < started)
+            .collect()
+    }
+
     /// The rollback steps that undo a start which ran only its first `started` steps.
     pub fn rollback_after_partial_start(&self, started: usize) -> Vec<Step> {
         self.rollback

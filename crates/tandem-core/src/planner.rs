@@ -36,6 +36,8 @@ pub struct PlanCx<'a> {
     pub(crate) sync: BTreeMap<String, sync::TableSync>,
     pub(crate) backfills: BTreeMap<String, backfill::Request>,
     pub(crate) views_from_live_schema: bool,
+    pub(crate) views_from_live_schema_after_complete: bool,
+    pub(crate) irreversible: Vec<crate::plan::Irreversible>,
     pub(crate) problems: Vec<Problem>,
     /// The base tables and their columns as they physically are once start has run: the
     /// contract drops what the new version no longer shows and renames the rest into place.
@@ -193,6 +195,18 @@ impl PlanCx<'_> {
     pub fn views_from_live_schema(&mut self) {
         self.views_from_live_schema = true;
     }
+    /// Raw SQL at complete: the version schema's views are rebuilt from the live schema after.
+    pub fn views_from_live_schema_after_complete(&mut self) {
+        self.views_from_live_schema_after_complete = true;
+    }
+    /// The start step pushed last cannot be undone by rollback.
+    pub fn irreversible_last_start(&mut self, what: impl Into<String>) {
+        self.irreversible.push(crate::plan::Irreversible {
+            pointer: self.pointer.clone(),
+            start_step: self.start.len().saturating_sub(1),
+            what: what.into(),
+        });
+    }
     /// Whether `column` of `physical_table` was added by an earlier operation of this migration
     /// (a brand-new column no old version sees, rather than one that needs a shadow).
     pub fn added_here(&self, physical_table: &str, column: &str) -> bool {
@@ -267,6 +281,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         sync: BTreeMap::new(),
         backfills: BTreeMap::new(),
         views_from_live_schema: false,
+        views_from_live_schema_after_complete: false,
+        irreversible: Vec::new(),
         problems: isolation_problems(input.migration),
         physical: input
             .schema
@@ -323,6 +339,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         start,
         schema_after: schema,
         views_from_live_schema: cx.views_from_live_schema,
+        views_from_live_schema_after_complete: cx.views_from_live_schema_after_complete,
+        irreversible: cx.irreversible.clone(),
         drops,
         dependents: Vec::new(),
     })

@@ -64,6 +64,11 @@ pub enum Error {
         name: String,
         problems: Vec<Problem>,
     },
+    /// Rollback undid everything it could; these start steps it cannot undo.
+    RollbackIncomplete {
+        name: String,
+        left: Vec<String>,
+    },
     /// `pg_dump`, which writes a baseline's SQL, is missing or failed.
     Dump(crate::pg_dump::DumpError),
     /// `baseline` is for a schema tandem has not migrated yet.
@@ -100,6 +105,7 @@ impl fmt::Display for Error {
                 let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
                 write!(f, "cannot complete migration \"{name}\": {} object(s) depend on what its contract drops\n{}\n  nothing was changed: both versions keep working, and `tandem rollback` is still possible\n  hint: fix each object as its hint says, then run `tandem complete` again", problems.len(), lines.join("\n"))
             }
+            Error::RollbackIncomplete { name, left } => write!(f, "migration \"{name}\" was rolled back, except what rollback cannot undo:\n  {}\n  hint: undo that by hand (or give the `sql` operation a `down`) before starting this migration again", left.join("\n  ")),
             Error::RollbackAfterContract { name } => write!(f, "migration \"{name}\" has begun its contract phase and can no longer be rolled back\n  hint: run `tandem complete` to finish it"),
             Error::StartFailed { error, rollback_error: None } => write!(f, "{error}\n  the start was rolled back; the database is as it was before"),
             Error::StartFailed { error, rollback_error: Some(r) } => write!(f, "{error}\n  rolling the start back also failed: {r}\n  hint: run `tandem rollback` once the cause is fixed"),
@@ -629,6 +635,10 @@ impl Session {
         )
         .await
         .map_err(Error::Exec)?;
+        if plan.views_from_live_schema_after_complete {
+            self.rebuild_version_schema(&plan.version_schema, observer)
+                .await?;
+        }
         let after = read_schema(&self.client, &self.options.schema).await?;
         let after_json =
             serde_json::to_value(&after).map_err(|e| Error::Database(e.to_string()))?;
@@ -688,7 +698,39 @@ impl Session {
                 None,
             )
             .await?;
+        let left: Vec<String> = plan
+            .irreversible_after(started)
+            .iter()
+            .map(|i| format!("{}: {}", i.pointer, i.what))
+            .collect();
+        if !left.is_empty() {
+            return Err(Error::RollbackIncomplete {
+                name: record.name,
+                left,
+            });
+        }
         Ok(record)
+    }
+
+    /// Raw SQL run at complete can add tables and columns the plan could not foresee: the
+    /// version schema's views are rebuilt from the live schema, in one transaction, so a
+    /// client sees either the old views or the new ones.
+    async fn rebuild_version_schema(
+        &mut self,
+        version_schema: &str,
+        observer: &(dyn Fn(Event) + Send + Sync),
+    ) -> Result<(), Error> {
+        let live = read_schema(&self.client, &self.options.schema).await?;
+        let group =
+            tandem_core::plan::Tx::Group(format!("rebuild version schema {version_schema}"));
+        let steps: Vec<tandem_core::plan::Step> = std::iter::once(views::drop_version_schema(
+            version_schema,
+            PlanPhase::Complete,
+        ))
+        .chain(views::create_version_schema(&live, version_schema))
+        .map(|s| s.tx(group.clone()))
+        .collect();
+        self.run(&steps, observer).await.map_err(Error::Exec)
     }
 
     /// Runs `steps` from `from` on, recording in the state schema, inside each step's own

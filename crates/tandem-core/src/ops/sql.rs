@@ -23,12 +23,20 @@ impl Op for Sql {
         };
         if self.on_complete.unwrap_or(false) {
             cx.complete_after(step(Phase::Complete, "run the migration's SQL", &self.up));
+            cx.views_from_live_schema_after_complete();
             return;
         }
         cx.start(step(Phase::Start, "run the migration's SQL", &self.up));
         cx.views_from_live_schema();
-        if let Some(down) = &self.down {
-            cx.rollback_of_last_start(step(Phase::Rollback, "run the migration's down SQL", down));
+        match self.down.as_deref().filter(|d| !d.trim().is_empty()) {
+            Some(down) => cx.rollback_of_last_start(step(
+                Phase::Rollback,
+                "run the migration's down SQL",
+                down,
+            )),
+            None => cx.irreversible_last_start(
+                "its raw SQL has no `down`: what it did stays after rollback",
+            ),
         }
     }
 }
