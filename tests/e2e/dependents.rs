@@ -646,3 +646,81 @@ async fn a_partitioned_table_is_dropped_with_its_partitions_and_restored_by_roll
         ["0"]
     );
 }
+
+/// Inheritance children, unlike partitions, get no copy of the parent's triggers: each has a
+/// sync trigger of its own, so writes through a child's view reach both shapes.
+#[tokio::test]
+async fn an_inheritance_child_follows_its_parent_in_both_versions() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    c.batch_execute(
+        "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL, note text);
+         CREATE TABLE special_items (extra text) INHERITS (items);
+         INSERT INTO items VALUES (1, 1, 'plain');
+         INSERT INTO special_items VALUES (2, 2, 'special', 'x');",
+    )
+    .await
+    .unwrap();
+    db.tandem_ok(&["init"]);
+    let dir = std::env::temp_dir().join(format!("tandem-inherit-{}", std::process::id()));
+    db.tandem_ok(&["baseline", "01_base", dir.to_str().unwrap()]);
+    let old = db.client_on("public_01_base").await;
+    let f = file(
+        "02_qty",
+        r#"{"operations": [{"alter_column": {"table": "items", "column": "qty", "type": "bigint",
+            "up": "qty * 10", "down": "(qty / 10)::int"}}]}"#,
+    );
+    start_roll_back_start(&db, &f).await;
+    let new = db.client_on("public_02_qty").await;
+    old.execute(
+        "INSERT INTO special_items (id, qty, note, extra) VALUES (3, 3, 'old', 'y')",
+        &[],
+    )
+    .await
+    .unwrap();
+    new.execute(
+        "INSERT INTO special_items (id, qty, note, extra) VALUES (4, 40, 'new', 'z')",
+        &[],
+    )
+    .await
+    .unwrap();
+    new.execute("UPDATE special_items SET qty = 90 WHERE id = 2", &[])
+        .await
+        .unwrap();
+    let rows = |t: &str| format!("SELECT format('%s %s', id, qty) FROM {t} ORDER BY id");
+    assert_eq!(
+        texts(&new, &rows("items")).await,
+        ["1 10", "2 90", "3 30", "4 40"]
+    );
+    assert_eq!(
+        texts(&new, &rows("special_items")).await,
+        ["2 90", "3 30", "4 40"]
+    );
+    assert_eq!(
+        texts(&old, &rows("special_items")).await,
+        ["2 9", "3 3", "4 4"]
+    );
+    db.tandem_ok(&["complete"]);
+    assert_eq!(
+        texts(&c, &rows("special_items")).await,
+        ["2 90", "3 30", "4 40"]
+    );
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s', attrelid::regclass, format_type(atttypid, atttypmod))
+               FROM pg_attribute WHERE attname = 'qty' AND attrelid IN ('items'::regclass, 'special_items'::regclass)
+              ORDER BY 1"
+        )
+        .await,
+        ["items bigint", "special_items bigint"]
+    );
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT count(*)::text FROM pg_trigger WHERE tgname LIKE '\\_tandem%'"
+        )
+        .await,
+        ["0"]
+    );
+}

@@ -493,7 +493,14 @@ fn start_steps(cx: &mut PlanCx, after: &Schema) -> Vec<Step> {
 fn rollback_steps(cx: &PlanCx) -> Vec<Step> {
     let mut undo = Vec::new();
     for table in cx.sync.keys() {
-        undo.extend(sync::remove_steps(cx.base, table, Phase::Rollback, Tx::Own));
+        let children = sync::inheritance_children(cx.before, table);
+        undo.extend(sync::remove_steps(
+            cx.base,
+            table,
+            &children,
+            Phase::Rollback,
+            Tx::Own,
+        ));
     }
     for table in cx.backfills.keys() {
         undo.push(backfill::drop_marker_step(cx.base, table));
@@ -564,6 +571,7 @@ fn complete_steps(cx: &PlanCx, after: &Schema, previous: Option<&str>) -> Vec<St
             table_steps.extend(sync::remove_steps(
                 cx.base,
                 physical,
+                &sync::inheritance_children(cx.before, physical),
                 Phase::Complete,
                 group.clone(),
             ));

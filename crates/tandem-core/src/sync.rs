@@ -30,12 +30,52 @@ pub fn function_name(physical_table: &str) -> String {
     bounded_name(&["_tandem_sync", physical_table])
 }
 
+/// The inheritance children of `table` (at any depth), which, unlike partitions, do not get
+/// a copy of the parent's row triggers: each needs the sync trigger of its own, or writes
+/// through a child's view would skip `up`/`down`.
+pub fn inheritance_children(schema: &Schema, table: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let partitioned = schema
+        .table_by_physical(table)
+        .is_some_and(|t| t.partitioned);
+    if partitioned {
+        return out;
+    }
+    let mut pending = vec![table.to_string()];
+    while let Some(parent) = pending.pop() {
+        for child in schema.children_of(&parent) {
+            if !out.contains(&child.physical) && child.physical != table {
+                out.push(child.physical.clone());
+                pending.push(child.physical.clone());
+            }
+        }
+    }
+    out
+}
+
 pub fn install_steps(cx: &PlanCx, after: &Schema, table: &str, sync: &TableSync) -> Vec<Step> {
     let name = function_name(table);
     let old_shape = cx.before.table_by_physical(table);
     let new_shape = after.table_by_physical(table);
     let body = function_body(cx.version_schema, old_shape, new_shape, sync);
-    vec![
+    let trigger_on = |relation: &str| {
+        Step::sql(
+            Phase::Start,
+            format!("install the sync trigger on {}", quote_ident(relation)),
+            format!(
+                // The WHEN clause is evaluated without entering PL/pgSQL, so the backfill's
+                // own updates (which compute `up` themselves) cost no function call per row.
+                "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW \
+                 WHEN (current_setting('tandem.version', true) IS DISTINCT FROM {}) EXECUTE FUNCTION {}()",
+                quote_ident(&name),
+                qualified(cx.base, relation),
+                quote_literal(BACKFILL_MARKER),
+                qualified(cx.base, &name)
+            ),
+        )
+        .lock(Lock::ShareRowExclusive)
+    };
+    let mut steps = vec![
         Step::sql(
             Phase::Start,
             format!("create the sync function for {}", quote_ident(table)),
@@ -45,45 +85,51 @@ pub fn install_steps(cx: &PlanCx, after: &Schema, table: &str, sync: &TableSync)
                 dollar_quote(&body)
             ),
         ),
-        Step::sql(
-            Phase::Start,
-            format!("install the sync trigger on {}", quote_ident(table)),
-            format!(
-                                // The WHEN clause is evaluated without entering PL/pgSQL, so the backfill's
-                // own updates (which compute `up` themselves) cost no function call per row.
-                "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW \
-                 WHEN (current_setting('tandem.version', true) IS DISTINCT FROM {}) EXECUTE FUNCTION {}()",
-                quote_ident(&name),
-                qualified(cx.base, table),
-                quote_literal(BACKFILL_MARKER),
-                qualified(cx.base, &name)
-            ),
-        )
-        .lock(Lock::ShareRowExclusive),
-    ]
+        trigger_on(table),
+    ];
+    steps.extend(
+        inheritance_children(cx.before, table)
+            .iter()
+            .map(|child| trigger_on(child)),
+    );
+    steps
 }
 
-pub fn remove_steps(base: &str, table: &str, phase: Phase, tx: Tx) -> Vec<Step> {
+/// Drops the sync triggers of `table` and of its inheritance children `children`, then the
+/// function they share.
+pub fn remove_steps(
+    base: &str,
+    table: &str,
+    children: &[String],
+    phase: Phase,
+    tx: Tx,
+) -> Vec<Step> {
     let name = function_name(table);
-    vec![
-        Step::sql(
-            phase,
-            format!("remove the sync trigger from {}", quote_ident(table)),
-            format!(
-                "DROP TRIGGER IF EXISTS {} ON {}",
-                quote_ident(&name),
-                qualified(base, table)
-            ),
-        )
-        .lock(Lock::AccessExclusive)
-        .tx(tx.clone()),
+    let mut steps: Vec<Step> = std::iter::once(table)
+        .chain(children.iter().map(String::as_str))
+        .map(|relation| {
+            Step::sql(
+                phase,
+                format!("remove the sync trigger from {}", quote_ident(relation)),
+                format!(
+                    "DROP TRIGGER IF EXISTS {} ON {}",
+                    quote_ident(&name),
+                    qualified(base, relation)
+                ),
+            )
+            .lock(Lock::AccessExclusive)
+            .tx(tx.clone())
+        })
+        .collect();
+    steps.push(
         Step::sql(
             phase,
             format!("drop the sync function of {}", quote_ident(table)),
             format!("DROP FUNCTION IF EXISTS {}()", qualified(base, &name)),
         )
         .tx(tx),
-    ]
+    );
+    steps
 }
 
 fn function_body(
