@@ -367,42 +367,75 @@ fn operation_table(operation: &Operation) -> Option<&str> {
     })
 }
 
+/// What the contract does to the columns of one table that existed before the migration.
+struct TableContract {
+    /// Columns it inherits: they change with its parent's, in the parent's contract.
+    inherited: std::collections::BTreeSet<String>,
+    /// Physical columns the new version no longer shows, dropped by the contract.
+    dropped: Vec<String>,
+    /// (original, shadow) for the dropped columns a shadow replaces.
+    replaced: Vec<(String, String)>,
+}
+
+impl TableContract {
+    fn of(cx: &PlanCx, after: &Schema, physical: &str, columns: &[String]) -> Option<Self> {
+        let after_table = after.table_by_physical(physical)?;
+        let inherited = crate::partitions::inherited_columns(cx, after, after_table);
+        let dropped: Vec<String> = columns
+            .iter()
+            .filter(|c| !inherited.contains(*c))
+            .filter(|c| after_table.column_by_physical(c).is_none())
+            .cloned()
+            .collect();
+        let replaced = cx
+            .shadows_by_table()
+            .remove(physical)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(original, _)| dropped.contains(original))
+            .collect();
+        Some(TableContract {
+            inherited,
+            dropped,
+            replaced,
+        })
+    }
+}
+
 /// What the contract drops: columns the new version no longer shows (a dropped column, or one
 /// replaced by its shadow) and tables dropped whole, with the column names that disappear.
 fn contract_drops(cx: &PlanCx, after: &Schema) -> Vec<crate::dependents::ContractDrop> {
     let mut drops = Vec::new();
     for (physical, columns) in &cx.physical {
-        let Some(after_table) = after.table_by_physical(physical) else {
+        let (Some(contract), Some(before_table), Some(after_table)) = (
+            TableContract::of(cx, after, physical, columns),
+            cx.before.table_by_physical(physical),
+            after.table_by_physical(physical),
+        ) else {
             continue;
         };
-        let Some(before_table) = cx.before.table_by_physical(physical) else {
-            continue;
-        };
-        let inherited = crate::partitions::inherited_columns(cx, after, after_table);
-        let dropped: Vec<String> = columns
-            .iter()
-            .filter(|c| *c != backfill::DONE_COLUMN && !inherited.contains(*c))
-            .filter(|c| after_table.column_by_physical(c).is_none())
+        // tandem's marker column and shadows are tandem's own: nothing else can use them.
+        let dropped: Vec<String> = contract
+            .dropped
+            .into_iter()
             .filter(|c| before_table.column_by_physical(c).is_some())
-            .cloned()
             .collect();
         let vanishing: Vec<String> = before_table
             .columns
             .iter()
-            .filter(|c| !inherited.contains(&c.physical))
+            .filter(|c| !contract.inherited.contains(&c.physical))
             .filter(|c| after_table.column(&c.name).is_none())
             .map(|c| c.name.clone())
             .collect();
         if dropped.is_empty() && vanishing.is_empty() {
             continue;
         }
-        let replaced = replaced_columns(cx, physical, &dropped);
         drops.push(crate::dependents::ContractDrop {
             pointer: cx.table_pointers.get(physical).cloned().unwrap_or_default(),
             table: physical.clone(),
             aside: None,
             columns: dropped,
-            replaced,
+            replaced: contract.replaced.into_iter().map(|(o, _)| o).collect(),
             vanishing,
         });
     }
@@ -417,19 +450,6 @@ fn contract_drops(cx: &PlanCx, after: &Schema) -> Vec<crate::dependents::Contrac
         });
     }
     drops
-}
-
-/// Those of `dropped` that a shadow column replaces.
-fn replaced_columns(cx: &PlanCx, physical: &str, dropped: &[String]) -> Vec<String> {
-    dropped
-        .iter()
-        .filter(|c| {
-            cx.shadow_origins
-                .iter()
-                .any(|((t, _), origin)| t == physical && origin == *c)
-        })
-        .cloned()
-        .collect()
 }
 
 /// Raw SQL run at start can change anything, so (as in pgroll) it must be alone.
@@ -550,22 +570,18 @@ fn complete_steps(cx: &PlanCx, after: &Schema, previous: Option<&str>) -> Vec<St
         steps.push(views::drop_version_schema(previous, Phase::Complete));
     }
     for (physical, columns) in &cx.physical {
-        let Some(after_table) = after.table_by_physical(physical) else {
+        let (Some(after_table), Some(contract)) = (
+            after.table_by_physical(physical),
+            TableContract::of(cx, after, physical, columns),
+        ) else {
             continue;
         };
         let group = Tx::Group(format!("contract {physical}"));
-        // A partition's inherited columns change with its parent's, in the parent's contract.
-        let inherited = crate::partitions::inherited_columns(cx, after, after_table);
-        let own: Vec<String> = columns
-            .iter()
-            .filter(|c| !inherited.contains(*c))
-            .cloned()
-            .collect();
-        let dropped: Vec<String> = own
-            .iter()
-            .filter(|c| after_table.column_by_physical(c).is_none())
-            .cloned()
-            .collect();
+        let TableContract {
+            inherited,
+            dropped,
+            replaced,
+        } = contract;
         let mut table_steps = Vec::new();
         if cx.sync.contains_key(physical) {
             table_steps.extend(sync::remove_steps(
@@ -576,13 +592,6 @@ fn complete_steps(cx: &PlanCx, after: &Schema, previous: Option<&str>) -> Vec<St
                 group.clone(),
             ));
         }
-        let replaced: Vec<(String, String)> = cx
-            .shadows_by_table()
-            .remove(physical)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(original, _)| dropped.contains(original))
-            .collect();
         let carries_views = !replaced.is_empty();
         if carries_views {
             table_steps.push(crate::dependents::save_and_drop_views_step(
