@@ -286,3 +286,42 @@ async fn table_owners_other_than_tandems_role_get_the_views_too() {
         .unwrap();
     assert_eq!(texts(&client, "SELECT sku FROM items").await, ["P-1"]);
 }
+
+/// A role that may read only some columns keeps reading them once a type change has swapped
+/// one of them for its shadow.
+#[tokio::test]
+async fn column_grants_follow_a_swapped_column() {
+    let db = TestDb::new().await;
+    let reader = role("colreader");
+    let admin = db.client().await;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {reader} LOGIN;
+             CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL, secret text);
+             INSERT INTO accounts VALUES (1, 10, 's');
+             GRANT USAGE ON SCHEMA public TO {reader};
+             GRANT SELECT (id, balance) ON accounts TO {reader};"
+        ))
+        .await
+        .unwrap();
+    db.tandem_ok(&["init"]);
+    let f = migration_file(
+        "02_balance.json",
+        r#"{"operations": [{"alter_column": {"table": "accounts", "column": "balance",
+            "type": "bigint", "up": "balance", "down": "balance::int"}}]}"#,
+    );
+    db.tandem_ok(&["start", "--complete", f.to_str().unwrap()]);
+    let c = connect_as(&db, &reader).await;
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s', id, balance) FROM public.accounts"
+        )
+        .await,
+        ["1 10"]
+    );
+    assert!(c
+        .query("SELECT secret FROM public.accounts", &[])
+        .await
+        .is_err());
+}

@@ -348,6 +348,19 @@ BEGIN
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.oid IN ({matviews})
      AND to_regclass(format('%I.%I', n.nspname, '{REPLACEMENT_PREFIX}' || c.oid)) IS NOT NULL;
+  -- column privileges go on with the shadow (a view is security_invoker: the table's
+  -- column grants are what a role's reads and writes are checked against)
+  FOR owned IN SELECT s.shadow, g.privilege_type, g.grantee, g.is_grantable
+                 FROM pg_attribute a
+                 JOIN unnest({columns}, {shadows}) AS s(original, shadow) ON s.original = a.attname
+                 CROSS JOIN LATERAL aclexplode(a.attacl) g
+                WHERE a.attrelid = to_regclass(quote_ident({base}) || '.' || quote_ident({table}))
+                  AND a.attacl IS NOT NULL LOOP
+    EXECUTE format('GRANT %s (%I) ON %I.%I TO %s%s', owned.privilege_type, owned.shadow,
+        {base}, {table},
+        CASE WHEN owned.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(owned.grantee)) END,
+        CASE WHEN owned.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+  END LOOP;
   -- a sequence a replaced column owns (serial) goes on with its shadow, whose default uses it
   FOR owned IN SELECT d.objid::regclass AS seq, s.shadow
                  FROM pg_depend d
