@@ -15,6 +15,7 @@ mod constraints;
 mod demo;
 mod dependents;
 mod diff;
+mod expand_defaults;
 mod faults;
 mod grants;
 mod history;

@@ -503,6 +503,11 @@ fn start_steps(cx: &mut PlanCx, after: &Schema) -> Vec<Step> {
     cx.backfills = requests;
     if !cx.views_from_live_schema {
         steps.extend(views::create_version_schema(after, cx.version_schema));
+        steps.extend(views::dropped_default_steps(
+            cx.before,
+            after,
+            cx.version_schema,
+        ));
     }
     steps
 }

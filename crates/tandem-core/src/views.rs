@@ -90,6 +90,46 @@ pub fn create_version_schema(schema: &Schema, version_schema: &str) -> Vec<Step>
     steps
 }
 
+/// A view column without a default takes its table column's default on insert. Where the
+/// new version drops a default that the table keeps until complete, the view gets a default
+/// that is NULL, so new-version inserts see the default gone at once (as in pgroll), while
+/// old versions keep the table's. Runs in the version schema's transaction.
+pub fn dropped_default_steps(before: &Schema, after: &Schema, version_schema: &str) -> Vec<Step> {
+    let group = Tx::Group(format!("create version schema {version_schema}"));
+    let mut steps = Vec::new();
+    for table in &after.tables {
+        let Some(old) = before.table_by_physical(&table.physical) else {
+            continue;
+        };
+        for column in table.columns.iter().filter(|c| c.default.is_none()) {
+            let had_default = old
+                .column_by_physical(&column.physical)
+                .is_some_and(|c| c.default.is_some() && c.identity.is_none());
+            if had_default {
+                steps.push(
+                    Step::sql(
+                        Phase::Start,
+                        format!(
+                            "the new version inserts {} without its old default",
+                            quote_ident(&column.name)
+                        ),
+                        // PostgreSQL stores no default for a plain NULL (it would mean "no
+                        // default", and the table's would apply): an expression that is NULL.
+                        format!(
+                            "ALTER VIEW {} ALTER COLUMN {} SET DEFAULT NULLIF(NULL::{}, NULL)",
+                            qualified(version_schema, &table.name),
+                            quote_ident(&column.name),
+                            column.type_name
+                        ),
+                    )
+                    .tx(group.clone()),
+                );
+            }
+        }
+    }
+    steps
+}
+
 /// `PUBLIC` for `public` (no role can be called that), else the quoted role name.
 fn grantee_sql(grantee: &str) -> String {
     if grantee == "public" {
