@@ -188,7 +188,17 @@ async fn default_and_comment_change_without_copying_the_column() {
         ["count"]
     );
     let v3 = start_twice(&db, "03_drop_default", r#"{"operations": [{"alter_column": {"table": "items", "column": "qty", "default": null, "comment": null}}]}"#).await;
-    v3.batch_execute("INSERT INTO items (id, code) VALUES (5, 'e')")
+    // As in pgroll, the new version has no default from start on: qty is NOT NULL, so an
+    // insert that leaves it out fails, while the old version still gets its default.
+    let err = v3
+        .batch_execute("INSERT INTO items (id, code) VALUES (5, 'e')")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::NOT_NULL_VIOLATION)
+    );
+    v3.batch_execute("INSERT INTO items (id, qty, code) VALUES (5, 3, 'e')")
         .await
         .unwrap();
     db.tandem_ok(&["complete"]);
