@@ -101,3 +101,42 @@ async fn a_rollback_that_cannot_undo_raw_sql_says_so_and_fails() {
     db.tandem_ok(&["rollback"]);
     db.tandem_ok(&["start", "--complete", with_down.to_str().unwrap()]);
 }
+
+/// pgroll runs an add_column and a drop_column of the same column in one migration: no
+/// version ever sees it, and complete drops it.
+#[tokio::test]
+async fn a_column_added_and_dropped_in_one_migration_never_shows() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    c.batch_execute(
+        "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'a')",
+    )
+    .await
+    .unwrap();
+    db.tandem_ok(&["init"]);
+    let f = migration_file(
+        "02_scratch.json",
+        r#"{"operations": [
+          {"add_column": {"table": "notes", "up": "'x'", "column": {"name": "tmp", "type": "text", "nullable": true}}},
+          {"drop_column": {"table": "notes", "column": "tmp"}}
+        ]}"#,
+    );
+    crate::support::start_roll_back_start(&db, &f).await;
+    let new = db.client_on("public_02_scratch").await;
+    new.execute("INSERT INTO notes VALUES (2, 'b')", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&new, "SELECT string_agg(column_name::text, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema = 'public_02_scratch' AND table_name = 'notes'").await,
+        ["id,body"]
+    );
+    db.tandem_ok(&["complete"]);
+    assert_eq!(
+        texts(&c, "SELECT string_agg(attname::text, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'notes'::regclass AND attnum > 0 AND NOT attisdropped").await,
+        ["id,body"]
+    );
+    assert_eq!(
+        texts(&c, "SELECT body FROM notes ORDER BY id").await,
+        ["a", "b"]
+    );
+}

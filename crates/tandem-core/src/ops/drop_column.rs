@@ -51,11 +51,9 @@ impl Op for DropColumn {
         };
         let physical_table = table.physical.clone();
         let physical = table.columns[position].physical.clone();
+        // A column added earlier in this migration simply never shows: no version sees it,
+        // and complete drops it (pgroll runs the pair the same way).
         if !cx.created_here(&physical_table) {
-            if cx.added_here(&physical_table, &physical) {
-                cx.problem(super::added_here_problem(&self.column));
-                return;
-            }
             if cx.shadows.contains(&(physical_table.clone(), physical)) {
                 cx.problem(
                     crate::problem::Problem::new(
