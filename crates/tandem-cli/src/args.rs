@@ -46,6 +46,9 @@ pub struct Global {
     /// How long one backfill batch (and the row locks it holds) should take.
     #[arg(long, global = true, default_value = "100ms", value_parser = parse_duration)]
     pub backfill_batch_time: Duration,
+    /// The most rows one backfill batch updates, whatever --backfill-batch-time allows.
+    #[arg(long, global = true, default_value_t = tandem_pg::backfill::MAX_BATCH)]
+    pub backfill_max_batch_rows: i64,
     /// A pause between backfill batches, to leave room for the application.
     #[arg(long, global = true, default_value = "0ms", value_parser = parse_duration)]
     pub backfill_delay: Duration,

@@ -22,6 +22,8 @@ pub struct BackfillOptions {
     pub batch_size: i64,
     /// The time one batch (and so its row locks) should take.
     pub batch_time: Duration,
+    /// No batch updates more rows than this, whatever its time budget allows.
+    pub max_batch_rows: i64,
     /// A pause between batches, to leave room for the application.
     pub delay: Duration,
     /// Wait while any replica replays more than this far behind.
@@ -43,6 +45,7 @@ impl Default for BackfillOptions {
         BackfillOptions {
             batch_size: 5000,
             batch_time: Duration::from_millis(100),
+            max_batch_rows: MAX_BATCH,
             delay: Duration::ZERO,
             max_replication_lag: None,
             skip_triggers_when_safe: true,
@@ -53,7 +56,8 @@ impl Default for BackfillOptions {
 }
 
 const MIN_BATCH: i64 = 100;
-const MAX_BATCH: i64 = 100_000;
+/// The default cap on rows per batch (`--backfill-max-batch-rows`).
+pub const MAX_BATCH: i64 = 100_000;
 
 /// Where checkpoints go and which pause switch to watch.
 pub struct Checkpoints<'a> {
@@ -162,12 +166,12 @@ pub async fn run(
     if let (false, Some(p)) = (in_key_pass, pass.as_mut()) {
         if same_files(client, b, p).await.map_err(failed)? {
             // No more workers than there are first batches to give them.
-            let (first, _) = page_counts(options, pages.rows_per_page);
+            let first = Sizer::new(options, pages.densest).pages;
             let left = (p.end - p.next).max(0);
             let useful = usize::try_from((left + first - 1) / first).unwrap_or(1);
             let mut extra = more_workers(connector, options.workers.min(useful), &run).await;
             workers += extra.len();
-            block_pass(client, &mut extra, &run, p, pages.rows_per_page)
+            block_pass(client, &mut extra, &run, p, pages.densest)
                 .await
                 .map_err(failed)?;
             reached_every_row = same_files(client, b, p).await.map_err(failed)?;
@@ -334,7 +338,7 @@ async fn block_pass(
     extra: &mut [Client],
     run: &Run<'_>,
     pass: &mut BlockPass,
-    rows_per_page: f64,
+    densest: f64,
 ) -> Result<(), Failure> {
     let cursor = Mutex::new(Cursor::new(pass));
     let segments = segments(pass)
@@ -350,7 +354,7 @@ async fn block_pass(
     let whole = &*pass;
     let workers = std::iter::once(client)
         .chain(extra.iter_mut())
-        .map(|c| page_worker(c, run, &cursor, (whole, &segments), rows_per_page));
+        .map(|c| page_worker(c, run, &cursor, (whole, &segments), densest));
     futures_util::future::try_join_all(workers).await?;
     pass.next = pass.end;
     Ok(())
@@ -373,11 +377,57 @@ fn segments(pass: &BlockPass) -> Vec<(i64, Option<&Part>)> {
         .collect()
 }
 
-/// Pages in a worker's first batch (about `batch_size` rows), and in any batch.
-fn page_counts(options: &BackfillOptions, rows_per_page: f64) -> (i64, i64) {
-    let max = ((MAX_BATCH as f64 / rows_per_page) as i64).max(1);
-    let first = (options.batch_size.clamp(MIN_BATCH, MAX_BATCH) as f64 / rows_per_page).ceil();
-    ((first as i64).clamp(1, max), max)
+/// Sizes a worker's page batches from what its batches did: the time a row took (so the
+/// rows a batch may hold within the budget, never more than `max_batch_rows`), and the
+/// densest pages seen (so that a range of pages that comes after empty ones, which cost
+/// almost nothing, cannot hold more rows than that). A VACUUMed table with long stretches of
+/// empty pages has a low average density; sizing by it, or doubling over empty pages, gave
+/// batches of 190,000 rows and seconds of row locks.
+#[derive(Debug, Clone)]
+struct Sizer {
+    /// Pages in the next batch.
+    pages: i64,
+    /// Rows the next batch may update.
+    rows: i64,
+    /// The most rows per page any batch found (at least the sample taken before the pass).
+    densest: f64,
+    max_rows: i64,
+    budget: Duration,
+}
+
+impl Sizer {
+    fn new(options: &BackfillOptions, densest: f64) -> Self {
+        let max_rows = options.max_batch_rows.max(1);
+        let rows = options.batch_size.clamp(MIN_BATCH.min(max_rows), max_rows);
+        let densest = densest.max(1.0);
+        Sizer {
+            pages: ((rows as f64 / densest) as i64).max(1),
+            rows,
+            densest,
+            max_rows,
+            budget: options.batch_time,
+        }
+    }
+
+    /// After a batch of `pages` pages that updated `rows` rows in `took`.
+    fn observe(&mut self, pages: i64, rows: u64, took: Duration) {
+        let pages = pages.max(1);
+        let took = took.max(Duration::from_micros(100));
+        self.densest = self.densest.max(rows as f64 / pages as f64);
+        if rows > 0 {
+            // The rows that fit in the budget at this batch's time per row; at most twice the
+            // last batch's rows (one fast batch says little), at least a handful.
+            let fit = rows as f64 * self.budget.as_secs_f64() / took.as_secs_f64();
+            let grow = (rows as f64 * 2.0).max(self.rows as f64);
+            self.rows = (fit.min(grow) as i64).clamp(MIN_BATCH.min(self.max_rows), self.max_rows);
+        }
+        // The pages the budget allows at this batch's time per page (empty pages count too),
+        // at most twice as many as this batch had, and no more than the rows allowed would
+        // fill at the densest pages seen.
+        let by_time = pages as f64 * self.budget.as_secs_f64() / took.as_secs_f64();
+        let by_rows = self.rows as f64 / self.densest;
+        self.pages = (by_time.min(pages as f64 * 2.0).min(by_rows) as i64).max(1);
+    }
 }
 
 /// One worker of the page pass: takes the next free range until none is left.
@@ -386,14 +436,14 @@ async fn page_worker(
     run: &Run<'_>,
     cursor: &Mutex<Cursor>,
     (pass, segments): (&BlockPass, &[(i64, String)]),
-    rows_per_page: f64,
+    densest: f64,
 ) -> Result<(), Failure> {
     let lock = || cursor.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut size, max_pages) = page_counts(run.options, rows_per_page);
+    let mut sizer = Sizer::new(run.options, densest);
     run.before_batch(client).await?;
     loop {
         // Its own statement: a guard in a `while let` would live through the awaits below.
-        let claimed = lock().claim(size);
+        let claimed = lock().claim(sizer.pages);
         let Some((from, upto)) = claimed else {
             return Ok(());
         };
@@ -411,7 +461,7 @@ async fn page_worker(
         lock().committed(from);
         let took = started.elapsed();
         run.after_batch(rows, took);
-        size = next_page_count(size, took, run.options.batch_time, max_pages);
+        sizer.observe(upto - from, rows, took);
         run.between_batches().await;
         run.before_batch(client).await?;
     }
@@ -461,7 +511,8 @@ async fn key_pass(
     mut last: Option<Vec<String>>,
     pass: Option<&BlockPass>,
 ) -> Result<(), Failure> {
-    let mut size = run.options.batch_size.clamp(MIN_BATCH, MAX_BATCH);
+    let max = run.options.max_batch_rows.max(1);
+    let mut size = run.options.batch_size.clamp(MIN_BATCH.min(max), max);
     loop {
         run.before_batch(client).await?;
         let started = Instant::now();
@@ -476,32 +527,20 @@ async fn key_pass(
         };
         let took = started.elapsed();
         run.after_batch(rows, took);
-        size = next_batch_size(size, rows, took, run.options.batch_time);
+        size = next_batch_size(size, rows, took, run.options.batch_time, max);
         let Some(key) = key else { return Ok(()) };
         last = Some(key);
         run.between_batches().await;
     }
 }
 
-/// Pages up to this one are done: doubles a batch that ran well under its budget, halves one
-/// that ran well over.
-fn next_page_count(pages: i64, took: Duration, budget: Duration, max: i64) -> i64 {
-    if took < budget / 2 {
-        (pages * 2).min(max)
-    } else if took > budget * 2 {
-        (pages / 2).max(1)
-    } else {
-        pages
-    }
-}
-
 /// Doubles a batch that ran well under its budget, halves one that ran well over.
-pub fn next_batch_size(size: i64, rows: u64, took: Duration, budget: Duration) -> i64 {
+pub fn next_batch_size(size: i64, rows: u64, took: Duration, budget: Duration, max: i64) -> i64 {
     let full = rows as i64 >= size;
     if full && took < budget / 2 {
-        (size * 2).min(MAX_BATCH)
+        (size * 2).min(max)
     } else if took > budget * 2 {
-        (size / 2).max(MIN_BATCH)
+        (size / 2).max(MIN_BATCH.min(max))
     } else {
         size
     }
@@ -543,7 +582,10 @@ async fn resume_point(
 /// The table's storage as the page pass sees it.
 struct Pages {
     layout: Layout,
-    rows_per_page: f64,
+    /// The most rows a page of the table holds, as far as can be told before the pass: the
+    /// densest of a sample of its pages, at least the average. Sizes the first batches and
+    /// bounds the pages of any batch (see [`Sizer`]).
+    densest: f64,
     /// The planner's row estimate (reltuples), for progress and ETA; None when never analysed.
     rows_estimate: Option<u64>,
 }
@@ -654,17 +696,47 @@ async fn pages(client: &Client, b: &Backfill) -> Result<Pages, Failure> {
     let (tuples, relpages) = analysed
         .clone()
         .fold((0.0, 0.0), |(t, p), r| (t + r.tuples, p + r.relpages));
-    Ok(Pages {
-        layout,
-        // Only the first batch's size depends on it; the time budget sizes the others.
-        rows_per_page: if tuples > 0.0 && relpages > 0.0 {
+    let densest = {
+        let average = if tuples > 0.0 && relpages > 0.0 {
             (tuples / relpages).max(1.0)
         } else {
             DEFAULT_ROWS_PER_PAGE
-        },
+        };
+        let total: i64 = parts.iter().map(|r| r.part.pages).sum();
+        match &layout {
+            Layout::KeysOnly => average,
+            _ => densest_sampled(client, b, total).await?.max(average),
+        }
+    };
+    Ok(Pages {
+        layout,
+        densest,
         rows_estimate: (analysed.count() > 0).then_some(tuples as u64),
     })
 }
+
+/// The most rows found on one page among about `SAMPLED_PAGES` pages of the table's
+/// `total`, taken at random (TABLESAMPLE SYSTEM reads whole pages).
+async fn densest_sampled(client: &Client, b: &Backfill, total: i64) -> Result<f64, Failure> {
+    if total <= 0 {
+        return Ok(0.0);
+    }
+    let percent = (100.0 * SAMPLED_PAGES / total as f64).min(100.0);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT COALESCE(max(n), 0)::float8 FROM (
+                   SELECT count(*) AS n FROM {} TABLESAMPLE SYSTEM (($1::float8)::real)
+                    GROUP BY tableoid, (ctid::text::point)[0]) s",
+                b.schema_qualified()
+            ),
+            &[&percent],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+const SAMPLED_PAGES: f64 = 64.0;
 
 /// A guess for a table never analysed: narrow rows, about this many to an 8 kB page.
 const DEFAULT_ROWS_PER_PAGE: f64 = 60.0;
@@ -1360,46 +1432,84 @@ mod tests {
         );
     }
 
+    fn sizer(densest: f64) -> Sizer {
+        Sizer::new(
+            &BackfillOptions {
+                batch_size: 1000,
+                batch_time: Duration::from_millis(100),
+                max_batch_rows: 10_000,
+                ..BackfillOptions::default()
+            },
+            densest,
+        )
+    }
+
     #[test]
-    fn page_count_follows_the_time_budget() {
-        let budget = Duration::from_millis(100);
-        let fast = Duration::from_millis(10);
-        assert_eq!(next_page_count(10, fast, budget, 1000), 20);
-        assert_eq!(next_page_count(800, fast, budget, 1000), 1000);
-        assert_eq!(
-            next_page_count(10, Duration::from_millis(300), budget, 1000),
-            5
+    fn page_batches_follow_the_time_per_row_observed() {
+        let mut s = sizer(100.0);
+        assert_eq!(s.pages, 10, "1000 rows at 100 a page");
+        // 1000 rows in 10 ms: ten times as many fit, but a batch at most doubles.
+        s.observe(10, 1000, Duration::from_millis(10));
+        assert_eq!((s.rows, s.pages), (2000, 20));
+        // 2000 rows in 400 ms: 500 fit.
+        s.observe(20, 2000, Duration::from_millis(400));
+        assert_eq!((s.rows, s.pages), (500, 5));
+        // Never more than the cap.
+        for _ in 0..20 {
+            let pages = s.pages;
+            s.observe(pages, (pages * 100) as u64, Duration::from_millis(1));
+        }
+        assert_eq!((s.rows, s.pages), (10_000, 100));
+    }
+
+    #[test]
+    fn empty_pages_do_not_grow_a_batch_past_the_rows_the_densest_pages_would_hold() {
+        let mut s = sizer(100.0);
+        s.observe(10, 1000, Duration::from_millis(50));
+        let rows = s.rows;
+        // A long stretch of empty pages, each batch over it nearly free.
+        for _ in 0..30 {
+            let pages = s.pages;
+            s.observe(pages, 0, Duration::from_micros(200));
+        }
+        assert_eq!(s.rows, rows, "empty pages say nothing of the time per row");
+        assert!(
+            s.pages as f64 * 100.0 <= rows as f64,
+            "the next range, were it dense, holds no more rows than allowed: {s:?}"
         );
-        assert_eq!(next_page_count(1, Duration::from_secs(9), budget, 1000), 1);
-        assert_eq!(next_page_count(10, budget, budget, 1000), 10);
+        // A sparse sample underestimated density: the first dense batch raises it.
+        let mut s = sizer(10.0);
+        s.observe(100, 10_000, Duration::from_millis(100));
+        assert_eq!(s.densest, 100.0);
+        assert!(s.pages * 100 <= s.rows);
     }
 
     #[test]
     fn batch_size_follows_the_time_budget() {
         let budget = Duration::from_millis(100);
         assert_eq!(
-            next_batch_size(1000, 1000, Duration::from_millis(10), budget),
+            next_batch_size(1000, 1000, Duration::from_millis(10), budget, MAX_BATCH),
             2000
         );
         assert_eq!(
-            next_batch_size(1000, 400, Duration::from_millis(10), budget),
+            next_batch_size(1000, 400, Duration::from_millis(10), budget, MAX_BATCH),
             1000,
             "a short last batch says nothing"
         );
         assert_eq!(
-            next_batch_size(1000, 1000, Duration::from_millis(300), budget),
+            next_batch_size(1000, 1000, Duration::from_millis(300), budget, MAX_BATCH),
             500
         );
         assert_eq!(
-            next_batch_size(1000, 1000, Duration::from_millis(100), budget),
+            next_batch_size(1000, 1000, Duration::from_millis(100), budget, MAX_BATCH),
             1000
         );
         assert_eq!(
-            next_batch_size(MAX_BATCH, 1, Duration::from_millis(1), budget),
+            next_batch_size(MAX_BATCH, 1, Duration::from_millis(1), budget, MAX_BATCH),
             MAX_BATCH
         );
         assert_eq!(
-            next_batch_size(MIN_BATCH, 1, Duration::from_secs(9), budget),
+            next_batch_size(MIN_BATCH, 1, Duration::from_secs(9), budget, MAX_BATCH),
             MIN_BATCH
         );
     }
