@@ -25,6 +25,7 @@ mod load;
 mod locks;
 mod operations;
 mod plan;
+mod pooler;
 mod properties;
 mod real_schema;
 mod rehearsal;
