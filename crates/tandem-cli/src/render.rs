@@ -22,6 +22,7 @@ pub fn event_text(event: &Event) -> String {
         }
                 Event::BackfillWaiting { table, reason } => format!("    backfill of \"{table}\" waits: {reason}"),
                 Event::BackfillNotice { table, message } => format!("    backfill of \"{table}\": {message}"),
+        Event::BackfillLag { table, behind } => format!("    backfill of \"{table}\" still waits: {behind}"),
         Event::BackfillTriggersFire { table, triggers, why } => format!(
             "    warning: backfill of \"{table}\": {}",
             tandem_pg::backfill::firing_text(triggers, why.as_deref())
@@ -69,6 +70,9 @@ pub fn event_json(event: &Event) -> serde_json::Value {
         }
         Event::BackfillNotice { table, message } => {
             serde_json::json!({"event": "backfill_notice", "table": table, "message": message})
+        }
+        Event::BackfillLag { table, behind } => {
+            serde_json::json!({"event": "backfill_lag", "table": table, "behind": behind})
         }
         Event::BackfillTriggersFire {
             table,

@@ -153,6 +153,7 @@ pub async fn run(
             done: resumed.rows_done,
             longest_batch: Duration::ZERO,
         }),
+        lag: Mutex::new(LagWatch::default()),
     };
     // A checkpoint with a key is the key-range pass's: the page pass is behind it.
     let in_key_pass = resumed.last_key.is_some();
@@ -238,6 +239,8 @@ struct Run<'a> {
     observer: &'a (dyn Fn(Event) + Send + Sync),
     /// Shared by the workers; never held across an await.
     tally: Mutex<Tally>,
+    /// Where the WAL was when, and whether the workers wait for a replica (shared by them).
+    lag: Mutex<LagWatch>,
 }
 
 struct Tally {
@@ -250,7 +253,7 @@ impl Run<'_> {
     /// Waits out a pause or a lagging replica before the next batch.
     async fn before_batch(&self, client: &Client) -> Result<(), Failure> {
         wait_while_paused(client, self.b, self.checkpoints, self.observer).await?;
-        wait_for_replicas(client, self.b, self.options, self.observer).await
+        wait_for_replicas(client, self).await
     }
 
     /// Counts a finished batch and tells the observer.
@@ -1095,33 +1098,214 @@ async fn wait_while_paused(
     Ok(())
 }
 
-async fn wait_for_replicas(
-    client: &Client,
-    b: &Backfill,
-    options: &BackfillOptions,
-    observer: &(dyn Fn(Event) + Send + Sync),
-) -> Result<(), Failure> {
-    let Some(max) = options.max_replication_lag else {
-        return Ok(());
-    };
-    loop {
-        let row = client
-            .query_one(
-                "SELECT COALESCE(max(EXTRACT(EPOCH FROM replay_lag)), 0)::float8 FROM pg_stat_replication",
-                &[],
-            )
-            .await?;
-        let lag = Duration::from_secs_f64(row.get::<_, f64>(0).max(0.0));
-        if lag <= max {
-            return Ok(());
+/// A replica's replay position as pg_stat_replication reports it (LSNs as byte offsets).
+#[derive(Debug, Clone)]
+struct Replica {
+    name: String,
+    replay: f64,
+    /// `replay_lag`: measured when the replica last replayed, so stale once no WAL flows.
+    replay_lag: Option<Duration>,
+}
+
+/// The primary's WAL position and its replicas'.
+struct WalSnapshot {
+    current: f64,
+    replicas: Vec<Replica>,
+}
+
+async fn wal_snapshot(client: &Client) -> Result<WalSnapshot, Failure> {
+    let rows = client
+        .query(
+            "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8,
+                    COALESCE(NULLIF(r.application_name, ''), host(r.client_addr), 'pid ' || r.pid),
+                    (r.replay_lsn - '0/0'::pg_lsn)::float8,
+                    EXTRACT(EPOCH FROM r.replay_lag)::float8
+               FROM (SELECT 1) one
+               LEFT JOIN pg_stat_replication r ON r.replay_lsn IS NOT NULL",
+            &[],
+        )
+        .await?;
+    let current = rows.first().map(|r| r.get::<_, f64>(0)).unwrap_or(0.0);
+    let replicas = rows
+        .iter()
+        .filter_map(|r| {
+            Some(Replica {
+                name: r.get::<_, Option<String>>(1)?,
+                replay: r.get::<_, Option<f64>>(2)?,
+                replay_lag: r
+                    .get::<_, Option<f64>>(3)
+                    .map(|s| Duration::from_secs_f64(s.max(0.0))),
+            })
+        })
+        .collect();
+    Ok(WalSnapshot { current, replicas })
+}
+
+/// The primary's WAL position as the backfill saw it over time, and the wait in progress.
+#[derive(Default)]
+struct LagWatch {
+    /// (when, WAL position then), oldest first.
+    samples: std::collections::VecDeque<(Instant, f64)>,
+    waiting: Option<Waiting>,
+}
+
+/// The workers wait until every replica has replayed up to `target`: the primary's WAL
+/// position when the wait began.
+#[derive(Clone, Copy)]
+struct Waiting {
+    target: f64,
+    /// When the current figure was last shown.
+    shown: Instant,
+}
+
+const LAG_SAMPLES: usize = 4096;
+
+impl LagWatch {
+    fn sample(&mut self, at: Instant, lsn: f64) {
+        if self.samples.back().is_none_or(|&(_, l)| lsn > l) {
+            self.samples.push_back((at, lsn));
         }
-        observer(Event::BackfillWaiting {
-            table: b.table.clone(),
-            reason: format!("a replica is {} ms behind", lag.as_millis()),
-        });
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        while self.samples.len() > LAG_SAMPLES {
+            self.samples.pop_front();
+        }
+    }
+
+    /// How long `replica` has been behind: since the primary wrote the oldest WAL it has not
+    /// replayed, as far as the samples tell; where they do not reach back that far (the
+    /// replica was behind before the backfill began), at least what pg_stat_replication
+    /// last measured. A replica that has replayed everything is not behind, whatever a stale
+    /// `replay_lag` says.
+    fn lag(&self, now: Instant, current: f64, replica: &Replica) -> Duration {
+        if replica.replay >= current {
+            return Duration::ZERO;
+        }
+        let unreplayed = self
+            .samples
+            .iter()
+            .find(|&&(_, lsn)| lsn > replica.replay)
+            .map(|&(at, _)| now.saturating_duration_since(at))
+            .unwrap_or_default();
+        let covered = self
+            .samples
+            .front()
+            .is_some_and(|&(_, lsn)| lsn <= replica.replay);
+        if covered {
+            unreplayed
+        } else {
+            unreplayed.max(replica.replay_lag.unwrap_or_default())
+        }
     }
 }
+
+/// `1.5 MB` and the like.
+fn bytes_text(bytes: f64) -> String {
+    let bytes = bytes.max(0.0);
+    if bytes >= 1024.0 * 1024.0 {
+        format!("{:.1} MB", bytes / (1024.0 * 1024.0))
+    } else if bytes >= 1024.0 {
+        format!("{:.1} kB", bytes / 1024.0)
+    } else {
+        format!("{bytes:.0} bytes")
+    }
+}
+
+/// The replica furthest behind `target`, in words: `replica "standby1" is 1.5 MB of WAL
+/// (about 12.3 s) behind`.
+fn behind_text(watch: &LagWatch, now: Instant, snap: &WalSnapshot, target: f64) -> Option<String> {
+    snap.replicas
+        .iter()
+        .filter(|r| r.replay < target)
+        .max_by(|a, b| a.replay.total_cmp(&b.replay).reverse())
+        .map(|r| {
+            format!(
+                "replica {} is {} of WAL (about {:.1} s) behind",
+                quote_literal(&r.name),
+                bytes_text(snap.current - r.replay),
+                watch.lag(now, snap.current, r).as_secs_f64()
+            )
+        })
+}
+
+/// Waits while a replica lags more than `--max-replication-lag`: from then until every
+/// replica has replayed the WAL written up to that moment (its LSN), not until a lag figure
+/// drops. One waiting line per table, whichever of its workers noticed first; then the
+/// current figure every few seconds.
+async fn wait_for_replicas(client: &Client, run: &Run<'_>) -> Result<(), Failure> {
+    let Some(max) = run.options.max_replication_lag else {
+        return Ok(());
+    };
+    let watch = || run.lag.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let snap = wal_snapshot(client).await?;
+        let now = Instant::now();
+        let (waiting, told) = {
+            let mut w = watch();
+            w.sample(now, snap.current);
+            match w.waiting {
+                Some(waiting) => (Some(waiting.target), None),
+                None => {
+                    let lagging = snap
+                        .replicas
+                        .iter()
+                        .any(|r| w.lag(now, snap.current, r) > max);
+                    if lagging {
+                        w.waiting = Some(Waiting {
+                            target: snap.current,
+                            shown: now,
+                        });
+                        let text = behind_text(&w, now, &snap, snap.current);
+                        (Some(snap.current), text)
+                    } else {
+                        (None, None)
+                    }
+                }
+            }
+        };
+        if let Some(text) = told {
+            (run.observer)(Event::BackfillWaiting {
+                table: run.b.table.clone(),
+                reason: format!(
+                    "{text}, more than {} ms; going on once it has replayed what was written until now",
+                    max.as_millis()
+                ),
+            });
+        }
+        let Some(target) = waiting else {
+            return Ok(());
+        };
+        if snap.replicas.iter().all(|r| r.replay >= target) {
+            let mut w = watch();
+            if w.waiting.is_some_and(|x| x.target == target) {
+                w.waiting = None;
+            }
+            return Ok(());
+        }
+        let figure = {
+            let mut w = watch();
+            let due = w
+                .waiting
+                .as_ref()
+                .is_some_and(|x| now.duration_since(x.shown) >= LAG_FIGURE_EVERY);
+            if due {
+                if let Some(x) = w.waiting.as_mut() {
+                    x.shown = now;
+                }
+                behind_text(&w, now, &snap, target)
+            } else {
+                None
+            }
+        };
+        if let Some(behind) = figure {
+            (run.observer)(Event::BackfillLag {
+                table: run.b.table.clone(),
+                behind,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+const LAG_FIGURE_EVERY: Duration = Duration::from_secs(5);
 
 /// What one batch did.
 enum Batch {
@@ -1315,6 +1499,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn replica_throttling_reads_wal_positions_and_goes_on_without_replicas() {
+        let (mut client, b, _, name) = table_to_backfill(1000).await;
+        let snap = wal_snapshot(&client).await.ok().unwrap();
+        assert!(snap.current > 0.0);
+        assert!(snap.replicas.is_empty());
+        let options = BackfillOptions {
+            max_replication_lag: Some(Duration::from_millis(1)),
+            batch_size: 100,
+            workers: 1,
+            ..BackfillOptions::default()
+        };
+        let events = Mutex::new(Vec::new());
+        let observer = |e: Event| events.lock().unwrap().push(e);
+        let done = run(
+            &mut client,
+            &b,
+            &options,
+            Duration::from_millis(500),
+            None,
+            None,
+            &observer,
+        )
+        .await
+        .unwrap();
+        assert_eq!(done, 1000);
+        assert!(!events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::BackfillWaiting { .. })));
+        drop(client);
+        drop_database(&name).await;
+    }
+
+    #[tokio::test]
     async fn replica_mode_is_kept_off_where_a_trigger_guards_a_backfilled_column() {
         let (client, b, _, name) = table_to_backfill(10).await;
         let decide = || async { backfill_triggers(&client, &b, true).await.unwrap() };
@@ -1482,6 +1701,39 @@ mod tests {
         s.observe(100, 10_000, Duration::from_millis(100));
         assert_eq!(s.densest, 100.0);
         assert!(s.pages * 100 <= s.rows);
+    }
+
+    #[test]
+    fn replica_lag_comes_from_the_wal_it_has_not_replayed_not_a_stale_figure() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let replica = |replay: f64, stale: u64| Replica {
+            name: "standby".into(),
+            replay,
+            replay_lag: Some(Duration::from_secs(stale)),
+        };
+        let mut w = LagWatch::default();
+        w.sample(at(0), 1000.0);
+        w.sample(at(10), 2000.0);
+        w.sample(at(20), 3000.0);
+        // Caught up: not behind, however old pg_stat_replication's last measurement is.
+        assert_eq!(w.lag(at(30), 3000.0, &replica(3000.0, 99)), Duration::ZERO);
+        // Replayed up to 1500: the WAL at 2000, written by second 10, waits since then.
+        assert_eq!(
+            w.lag(at(30), 3000.0, &replica(1500.0, 99)),
+            Duration::from_secs(20),
+            "the samples reach back: the stale figure is not used"
+        );
+        // Behind before the first sample: at least what PostgreSQL measured.
+        assert_eq!(
+            w.lag(at(30), 3000.0, &replica(500.0, 45)),
+            Duration::from_secs(45)
+        );
+        assert_eq!(
+            w.lag(at(30), 3000.0, &replica(500.0, 1)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(bytes_text(1536.0), "1.5 kB");
     }
 
     #[test]

@@ -281,6 +281,14 @@ impl Session {
             setup.push_str(&format!("; SET ROLE {}", quote_ident(role)));
         }
         client.batch_execute(&setup).await?;
+        // A killed tandem's session (and its per-schema lock) ends with its connection; the
+        // server notices a client that went away mid-statement only at the statement's end,
+        // unless it checks meanwhile (PostgreSQL 14+, where the platform lets it).
+        const CHECK: &str = "SET client_connection_check_interval = '2s'";
+        if client.batch_execute(CHECK).await.is_ok() {
+            setup.push_str("; ");
+            setup.push_str(CHECK);
+        }
         let state = StateStore::new(&options.state_schema);
         Ok(Session {
             client,
