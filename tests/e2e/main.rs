@@ -29,3 +29,4 @@ mod pooler;
 mod properties;
 mod real_schema;
 mod rehearsal;
+mod replica;
