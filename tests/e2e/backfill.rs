@@ -607,5 +607,6 @@ async fn batches_over_a_table_with_empty_pages_keep_to_the_row_cap() {
     let done = backfill_done(&out.stderr);
     assert_eq!(done["rows"], 100_001, "{done}");
     assert!(done["longest_batch_ms"].as_f64().is_some(), "{done}");
+    assert_eq!(done["largest_batch_rows"], largest, "{done}");
     assert_eq!(rows_not_id_doubled(&c).await, 0);
 }

@@ -28,8 +28,8 @@ pub fn event_text(event: &Event) -> String {
             tandem_pg::backfill::firing_text(triggers, why.as_deref())
         ),
                 Event::StepDone { description, held, .. } => format!("    done in {} ms: {description}", held.as_millis()),
-        Event::BackfillDone { table, rows, took, longest_batch, workers, .. } => format!(
-            "    backfilled {rows} rows of \"{table}\" in {} ms (longest batch {} ms, {workers} worker{})",
+        Event::BackfillDone { table, rows, took, longest_batch, largest_batch, workers, .. } => format!(
+            "    backfilled {rows} rows of \"{table}\" in {} ms (longest batch {} ms, largest {largest_batch} rows, {workers} worker{})",
             took.as_millis(),
             longest_batch.as_millis(),
             if *workers == 1 { "" } else { "s" }
@@ -86,12 +86,14 @@ pub fn event_json(event: &Event) -> serde_json::Value {
             rows,
             took,
             longest_batch,
+            largest_batch,
             triggers_skipped,
             workers,
         } => serde_json::json!({
             "event": "backfill_done", "table": table, "rows": rows,
             "took_ms": took.as_secs_f64() * 1000.0,
             "longest_batch_ms": longest_batch.as_secs_f64() * 1000.0,
+            "largest_batch_rows": largest_batch,
             "triggers_skipped": triggers_skipped, "workers": workers}),
     }
 }

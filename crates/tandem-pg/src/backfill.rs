@@ -152,6 +152,7 @@ pub async fn run(
         tally: Mutex::new(Tally {
             done: resumed.rows_done,
             longest_batch: Duration::ZERO,
+            largest_batch: 0,
         }),
         lag: Mutex::new(LagWatch::default()),
     };
@@ -196,6 +197,7 @@ pub async fn run(
         rows: tally.done - resumed.rows_done,
         took: began.elapsed(),
         longest_batch: tally.longest_batch,
+        largest_batch: tally.largest_batch,
         triggers_skipped: run.skip_triggers,
         workers,
     });
@@ -247,6 +249,8 @@ struct Tally {
     /// Rows done so far, counting those of earlier, interrupted runs.
     done: u64,
     longest_batch: Duration,
+    /// The most rows one batch updated.
+    largest_batch: u64,
 }
 
 impl Run<'_> {
@@ -262,6 +266,7 @@ impl Run<'_> {
             let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
             tally.done += rows;
             tally.longest_batch = tally.longest_batch.max(took);
+            tally.largest_batch = tally.largest_batch.max(rows);
             tally.done
         };
         (self.observer)(Event::BackfillProgress {

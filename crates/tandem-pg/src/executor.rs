@@ -84,6 +84,8 @@ pub enum Event {
         rows: u64,
         took: Duration,
         longest_batch: Duration,
+        /// The most rows one batch updated.
+        largest_batch: u64,
         /// The batches ran with session_replication_role = replica (no trigger fired but
         /// those set ENABLE ALWAYS).
         triggers_skipped: bool,
