@@ -965,3 +965,33 @@ pub fn phase_name(phase: PlanPhase) -> &'static str {
         PlanPhase::Rollback => "rollback",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_direct_connection_is_not_taken_for_a_pooler_and_checks_for_a_vanished_client() {
+        let url = crate::test_server::admin_url();
+        let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        assert_eq!(transaction_pooled(&client, &url).await.ok().unwrap(), None);
+        let options = Options {
+            schema: "public".into(),
+            state_schema: "tandem".into(),
+            role: None,
+            exec: ExecOptions::default(),
+        };
+        let session = Session::connect(&url, options).await.ok().unwrap();
+        let rows = session
+            .client()
+            .simple_query("SHOW client_connection_check_interval")
+            .await
+            .unwrap();
+        let value = rows.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        });
+        assert_eq!(value.as_deref(), Some("2s"));
+    }
+}
