@@ -547,3 +547,66 @@ async fn a_partition_rewritten_during_the_backfill_is_finished_by_key_ranges() {
     );
     assert_eq!(rows_not_doubled(&c).await, 0);
 }
+
+/// A table VACUUMed after long stretches of it were deleted: half its pages empty, the
+/// others full. Batches that grew over the empty pages, sized by the average density, once
+/// reached 190,000 rows (seconds of row locks) where they came to full pages again. Each
+/// batch now holds no more rows than the cap, sized from what the batches before it did.
+#[tokio::test]
+async fn batches_over_a_table_with_empty_pages_keep_to_the_row_cap() {
+    let (db, c) = table_with_rows(200_000).await;
+    c.batch_execute("DELETE FROM public.items WHERE (id / 20000) % 2 = 0 AND id <= 180000")
+        .await
+        .unwrap();
+    c.batch_execute("VACUUM ANALYZE public.items")
+        .await
+        .unwrap();
+    let empty: i64 = c
+        .query_one(
+            "SELECT count(*) FROM generate_series(0, pg_relation_size('public.items') / 8192 - 1) p
+              WHERE NOT EXISTS (SELECT FROM public.items
+                                 WHERE ctid >= format('(%s,0)', p)::tid
+                                   AND ctid < format('(%s,0)', p + 1)::tid)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(empty > 300, "stretches of empty pages: {empty}");
+    let file = migration_file("02_double.json", DOUBLE);
+    let out = db.tandem(&[
+        "--backfill-batch-size",
+        "500",
+        "--backfill-batch-time",
+        "20ms",
+        "--backfill-max-batch-rows",
+        "3000",
+        "start",
+        "--json",
+        file.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let batches: Vec<i64> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "backfill_progress")
+        .map(|e| e["batch_size"].as_i64().unwrap())
+        .collect();
+    assert!(
+        batches.len() as i64 >= 100_001 / 3000,
+        "{} batches",
+        batches.len()
+    );
+    let largest = batches.iter().copied().max().unwrap();
+    assert!(largest <= 3000, "a batch of {largest} rows: {batches:?}");
+    assert!(
+        largest > 500,
+        "batches grew from the first one: {batches:?}"
+    );
+    let done = backfill_done(&out.stderr);
+    assert_eq!(done["rows"], 100_001, "{done}");
+    assert!(done["longest_batch_ms"].as_f64().is_some(), "{done}");
+    assert_eq!(done["largest_batch_rows"], largest, "{done}");
+    assert_eq!(rows_not_id_doubled(&c).await, 0);
+}

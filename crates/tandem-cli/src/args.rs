@@ -46,6 +46,9 @@ pub struct Global {
     /// How long one backfill batch (and the row locks it holds) should take.
     #[arg(long, global = true, default_value = "100ms", value_parser = parse_duration)]
     pub backfill_batch_time: Duration,
+    /// The most rows one backfill batch updates, whatever --backfill-batch-time allows.
+    #[arg(long, global = true, default_value_t = tandem_pg::backfill::MAX_BATCH)]
+    pub backfill_max_batch_rows: i64,
     /// A pause between backfill batches, to leave room for the application.
     #[arg(long, global = true, default_value = "0ms", value_parser = parse_duration)]
     pub backfill_delay: Duration,
@@ -53,7 +56,9 @@ pub struct Global {
     /// worker's batches still hold their row locks for about --backfill-batch-time).
     #[arg(long, global = true, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub backfill_workers: u16,
-    /// Pause the backfill while any replica replays more than this far behind (e.g. 10s).
+    /// Pause the backfill while any replica replays more than this far behind (e.g. 10s),
+    /// measured from WAL positions; it goes on once every replica has replayed what was
+    /// written when it paused.
     #[arg(long, global = true, value_parser = parse_duration)]
     pub max_replication_lag: Option<Duration>,
     /// Let the application's triggers fire for the backfill's updates, once per backfilled

@@ -260,6 +260,7 @@ fn observer(steps: &AtomicUsize) -> impl Fn(Event) + Send + Sync + '_ {
         }
         Event::LockRetry { .. }
         | Event::BackfillWaiting { .. }
+        | Event::BackfillLag { .. }
         | Event::BackfillNotice { .. }
         | Event::BackfillTriggersFire { .. } => render::progress(false)(event),
         Event::StepDone { .. } | Event::BackfillDone { .. } => {}

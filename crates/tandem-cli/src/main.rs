@@ -140,6 +140,7 @@ fn options(global: &Global) -> Options {
             backfill: tandem_pg::backfill::BackfillOptions {
                 batch_size: global.backfill_batch_size.max(1),
                 batch_time: global.backfill_batch_time,
+                max_batch_rows: global.backfill_max_batch_rows.max(1),
                 delay: global.backfill_delay,
                 max_replication_lag: global.max_replication_lag,
                 skip_triggers_when_safe: !global.backfill_fire_triggers,

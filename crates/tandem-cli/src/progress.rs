@@ -49,6 +49,11 @@ impl Progress {
                 &state,
                 &format!("    backfill of \"{table}\" waits: {reason}"),
             ),
+            // The current figure: on the bar where there is one; the waiting line said why.
+            Event::BackfillLag { table, behind } => match &state.bar {
+                Some(bar) => bar.set_message(format!("backfill of \"{table}\" waits: {behind}")),
+                None => eprintln!("    backfill of \"{table}\" still waits: {behind}"),
+            },
             Event::BackfillNotice { table, message } => {
                 say(&state, &format!("    backfill of \"{table}\": {message}"))
             }

@@ -27,6 +27,9 @@ pub struct StepRecord {
     /// For a backfill: its longest batch, the longest any row lock was held.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub longest_batch_ms: Option<f64>,
+    /// For a backfill: the most rows one batch updated (and so held locked at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub largest_batch_rows: Option<u64>,
 }
 
 /// The report file `--report` writes.
@@ -68,7 +71,7 @@ impl Recorder {
 
     pub fn record(&self, event: &Event) {
         let mut s = self.lock();
-        let (description, lock, held, rows, longest) = match event {
+        let (description, lock, held, rows, longest, largest) = match event {
             Event::LockRetry { .. } => {
                 s.retries += 1;
                 return;
@@ -77,12 +80,13 @@ impl Recorder {
                 description,
                 lock,
                 held,
-            } => (description.clone(), *lock, *held, None, None),
+            } => (description.clone(), *lock, *held, None, None, None),
             Event::BackfillDone {
                 table,
                 rows,
                 took,
                 longest_batch,
+                largest_batch,
                 ..
             } => (
                 format!("backfill \"{table}\""),
@@ -90,6 +94,7 @@ impl Recorder {
                 *took,
                 Some(*rows),
                 Some(ms(*longest_batch)),
+                Some(*largest_batch),
             ),
             _ => return,
         };
@@ -102,6 +107,7 @@ impl Recorder {
             lock_retries: std::mem::take(&mut s.retries),
             rows_backfilled: rows,
             longest_batch_ms: longest,
+            largest_batch_rows: largest,
         };
         s.steps.push(record);
     }
@@ -174,6 +180,7 @@ mod tests {
             rows: 42,
             took: Duration::from_millis(900),
             longest_batch: Duration::from_millis(40),
+            largest_batch: 21,
             triggers_skipped: true,
             workers: 2,
         });

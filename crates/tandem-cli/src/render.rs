@@ -22,13 +22,14 @@ pub fn event_text(event: &Event) -> String {
         }
                 Event::BackfillWaiting { table, reason } => format!("    backfill of \"{table}\" waits: {reason}"),
                 Event::BackfillNotice { table, message } => format!("    backfill of \"{table}\": {message}"),
+        Event::BackfillLag { table, behind } => format!("    backfill of \"{table}\" still waits: {behind}"),
         Event::BackfillTriggersFire { table, triggers, why } => format!(
             "    warning: backfill of \"{table}\": {}",
             tandem_pg::backfill::firing_text(triggers, why.as_deref())
         ),
                 Event::StepDone { description, held, .. } => format!("    done in {} ms: {description}", held.as_millis()),
-        Event::BackfillDone { table, rows, took, longest_batch, workers, .. } => format!(
-            "    backfilled {rows} rows of \"{table}\" in {} ms (longest batch {} ms, {workers} worker{})",
+        Event::BackfillDone { table, rows, took, longest_batch, largest_batch, workers, .. } => format!(
+            "    backfilled {rows} rows of \"{table}\" in {} ms (longest batch {} ms, largest {largest_batch} rows, {workers} worker{})",
             took.as_millis(),
             longest_batch.as_millis(),
             if *workers == 1 { "" } else { "s" }
@@ -70,6 +71,9 @@ pub fn event_json(event: &Event) -> serde_json::Value {
         Event::BackfillNotice { table, message } => {
             serde_json::json!({"event": "backfill_notice", "table": table, "message": message})
         }
+        Event::BackfillLag { table, behind } => {
+            serde_json::json!({"event": "backfill_lag", "table": table, "behind": behind})
+        }
         Event::BackfillTriggersFire {
             table,
             triggers,
@@ -82,12 +86,14 @@ pub fn event_json(event: &Event) -> serde_json::Value {
             rows,
             took,
             longest_batch,
+            largest_batch,
             triggers_skipped,
             workers,
         } => serde_json::json!({
             "event": "backfill_done", "table": table, "rows": rows,
             "took_ms": took.as_secs_f64() * 1000.0,
             "longest_batch_ms": longest_batch.as_secs_f64() * 1000.0,
+            "largest_batch_rows": largest_batch,
             "triggers_skipped": triggers_skipped, "workers": workers}),
     }
 }

@@ -22,6 +22,8 @@ pub struct BackfillOptions {
     pub batch_size: i64,
     /// The time one batch (and so its row locks) should take.
     pub batch_time: Duration,
+    /// No batch updates more rows than this, whatever its time budget allows.
+    pub max_batch_rows: i64,
     /// A pause between batches, to leave room for the application.
     pub delay: Duration,
     /// Wait while any replica replays more than this far behind.
@@ -43,6 +45,7 @@ impl Default for BackfillOptions {
         BackfillOptions {
             batch_size: 5000,
             batch_time: Duration::from_millis(100),
+            max_batch_rows: MAX_BATCH,
             delay: Duration::ZERO,
             max_replication_lag: None,
             skip_triggers_when_safe: true,
@@ -53,7 +56,8 @@ impl Default for BackfillOptions {
 }
 
 const MIN_BATCH: i64 = 100;
-const MAX_BATCH: i64 = 100_000;
+/// The default cap on rows per batch (`--backfill-max-batch-rows`).
+pub const MAX_BATCH: i64 = 100_000;
 
 /// Where checkpoints go and which pause switch to watch.
 pub struct Checkpoints<'a> {
@@ -148,7 +152,9 @@ pub async fn run(
         tally: Mutex::new(Tally {
             done: resumed.rows_done,
             longest_batch: Duration::ZERO,
+            largest_batch: 0,
         }),
+        lag: Mutex::new(LagWatch::default()),
     };
     // A checkpoint with a key is the key-range pass's: the page pass is behind it.
     let in_key_pass = resumed.last_key.is_some();
@@ -162,12 +168,12 @@ pub async fn run(
     if let (false, Some(p)) = (in_key_pass, pass.as_mut()) {
         if same_files(client, b, p).await.map_err(failed)? {
             // No more workers than there are first batches to give them.
-            let (first, _) = page_counts(options, pages.rows_per_page);
+            let first = Sizer::new(options, pages.densest).pages;
             let left = (p.end - p.next).max(0);
             let useful = usize::try_from((left + first - 1) / first).unwrap_or(1);
             let mut extra = more_workers(connector, options.workers.min(useful), &run).await;
             workers += extra.len();
-            block_pass(client, &mut extra, &run, p, pages.rows_per_page)
+            block_pass(client, &mut extra, &run, p, pages.densest)
                 .await
                 .map_err(failed)?;
             reached_every_row = same_files(client, b, p).await.map_err(failed)?;
@@ -191,6 +197,7 @@ pub async fn run(
         rows: tally.done - resumed.rows_done,
         took: began.elapsed(),
         longest_batch: tally.longest_batch,
+        largest_batch: tally.largest_batch,
         triggers_skipped: run.skip_triggers,
         workers,
     });
@@ -234,19 +241,23 @@ struct Run<'a> {
     observer: &'a (dyn Fn(Event) + Send + Sync),
     /// Shared by the workers; never held across an await.
     tally: Mutex<Tally>,
+    /// Where the WAL was when, and whether the workers wait for a replica (shared by them).
+    lag: Mutex<LagWatch>,
 }
 
 struct Tally {
     /// Rows done so far, counting those of earlier, interrupted runs.
     done: u64,
     longest_batch: Duration,
+    /// The most rows one batch updated.
+    largest_batch: u64,
 }
 
 impl Run<'_> {
     /// Waits out a pause or a lagging replica before the next batch.
     async fn before_batch(&self, client: &Client) -> Result<(), Failure> {
         wait_while_paused(client, self.b, self.checkpoints, self.observer).await?;
-        wait_for_replicas(client, self.b, self.options, self.observer).await
+        wait_for_replicas(client, self).await
     }
 
     /// Counts a finished batch and tells the observer.
@@ -255,6 +266,7 @@ impl Run<'_> {
             let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
             tally.done += rows;
             tally.longest_batch = tally.longest_batch.max(took);
+            tally.largest_batch = tally.largest_batch.max(rows);
             tally.done
         };
         (self.observer)(Event::BackfillProgress {
@@ -334,7 +346,7 @@ async fn block_pass(
     extra: &mut [Client],
     run: &Run<'_>,
     pass: &mut BlockPass,
-    rows_per_page: f64,
+    densest: f64,
 ) -> Result<(), Failure> {
     let cursor = Mutex::new(Cursor::new(pass));
     let segments = segments(pass)
@@ -350,7 +362,7 @@ async fn block_pass(
     let whole = &*pass;
     let workers = std::iter::once(client)
         .chain(extra.iter_mut())
-        .map(|c| page_worker(c, run, &cursor, (whole, &segments), rows_per_page));
+        .map(|c| page_worker(c, run, &cursor, (whole, &segments), densest));
     futures_util::future::try_join_all(workers).await?;
     pass.next = pass.end;
     Ok(())
@@ -373,11 +385,57 @@ fn segments(pass: &BlockPass) -> Vec<(i64, Option<&Part>)> {
         .collect()
 }
 
-/// Pages in a worker's first batch (about `batch_size` rows), and in any batch.
-fn page_counts(options: &BackfillOptions, rows_per_page: f64) -> (i64, i64) {
-    let max = ((MAX_BATCH as f64 / rows_per_page) as i64).max(1);
-    let first = (options.batch_size.clamp(MIN_BATCH, MAX_BATCH) as f64 / rows_per_page).ceil();
-    ((first as i64).clamp(1, max), max)
+/// Sizes a worker's page batches from what its batches did: the time a row took (so the
+/// rows a batch may hold within the budget, never more than `max_batch_rows`), and the
+/// densest pages seen (so that a range of pages that comes after empty ones, which cost
+/// almost nothing, cannot hold more rows than that). A VACUUMed table with long stretches of
+/// empty pages has a low average density; sizing by it, or doubling over empty pages, gave
+/// batches of 190,000 rows and seconds of row locks.
+#[derive(Debug, Clone)]
+struct Sizer {
+    /// Pages in the next batch.
+    pages: i64,
+    /// Rows the next batch may update.
+    rows: i64,
+    /// The most rows per page any batch found (at least the sample taken before the pass).
+    densest: f64,
+    max_rows: i64,
+    budget: Duration,
+}
+
+impl Sizer {
+    fn new(options: &BackfillOptions, densest: f64) -> Self {
+        let max_rows = options.max_batch_rows.max(1);
+        let rows = options.batch_size.clamp(MIN_BATCH.min(max_rows), max_rows);
+        let densest = densest.max(1.0);
+        Sizer {
+            pages: ((rows as f64 / densest) as i64).max(1),
+            rows,
+            densest,
+            max_rows,
+            budget: options.batch_time,
+        }
+    }
+
+    /// After a batch of `pages` pages that updated `rows` rows in `took`.
+    fn observe(&mut self, pages: i64, rows: u64, took: Duration) {
+        let pages = pages.max(1);
+        let took = took.max(Duration::from_micros(100));
+        self.densest = self.densest.max(rows as f64 / pages as f64);
+        if rows > 0 {
+            // The rows that fit in the budget at this batch's time per row; at most twice the
+            // last batch's rows (one fast batch says little), at least a handful.
+            let fit = rows as f64 * self.budget.as_secs_f64() / took.as_secs_f64();
+            let grow = (rows as f64 * 2.0).max(self.rows as f64);
+            self.rows = (fit.min(grow) as i64).clamp(MIN_BATCH.min(self.max_rows), self.max_rows);
+        }
+        // The pages the budget allows at this batch's time per page (empty pages count too),
+        // at most twice as many as this batch had, and no more than the rows allowed would
+        // fill at the densest pages seen.
+        let by_time = pages as f64 * self.budget.as_secs_f64() / took.as_secs_f64();
+        let by_rows = self.rows as f64 / self.densest;
+        self.pages = (by_time.min(pages as f64 * 2.0).min(by_rows) as i64).max(1);
+    }
 }
 
 /// One worker of the page pass: takes the next free range until none is left.
@@ -386,14 +444,14 @@ async fn page_worker(
     run: &Run<'_>,
     cursor: &Mutex<Cursor>,
     (pass, segments): (&BlockPass, &[(i64, String)]),
-    rows_per_page: f64,
+    densest: f64,
 ) -> Result<(), Failure> {
     let lock = || cursor.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut size, max_pages) = page_counts(run.options, rows_per_page);
+    let mut sizer = Sizer::new(run.options, densest);
     run.before_batch(client).await?;
     loop {
         // Its own statement: a guard in a `while let` would live through the awaits below.
-        let claimed = lock().claim(size);
+        let claimed = lock().claim(sizer.pages);
         let Some((from, upto)) = claimed else {
             return Ok(());
         };
@@ -411,7 +469,7 @@ async fn page_worker(
         lock().committed(from);
         let took = started.elapsed();
         run.after_batch(rows, took);
-        size = next_page_count(size, took, run.options.batch_time, max_pages);
+        sizer.observe(upto - from, rows, took);
         run.between_batches().await;
         run.before_batch(client).await?;
     }
@@ -461,7 +519,8 @@ async fn key_pass(
     mut last: Option<Vec<String>>,
     pass: Option<&BlockPass>,
 ) -> Result<(), Failure> {
-    let mut size = run.options.batch_size.clamp(MIN_BATCH, MAX_BATCH);
+    let max = run.options.max_batch_rows.max(1);
+    let mut size = run.options.batch_size.clamp(MIN_BATCH.min(max), max);
     loop {
         run.before_batch(client).await?;
         let started = Instant::now();
@@ -476,32 +535,20 @@ async fn key_pass(
         };
         let took = started.elapsed();
         run.after_batch(rows, took);
-        size = next_batch_size(size, rows, took, run.options.batch_time);
+        size = next_batch_size(size, rows, took, run.options.batch_time, max);
         let Some(key) = key else { return Ok(()) };
         last = Some(key);
         run.between_batches().await;
     }
 }
 
-/// Pages up to this one are done: doubles a batch that ran well under its budget, halves one
-/// that ran well over.
-fn next_page_count(pages: i64, took: Duration, budget: Duration, max: i64) -> i64 {
-    if took < budget / 2 {
-        (pages * 2).min(max)
-    } else if took > budget * 2 {
-        (pages / 2).max(1)
-    } else {
-        pages
-    }
-}
-
 /// Doubles a batch that ran well under its budget, halves one that ran well over.
-pub fn next_batch_size(size: i64, rows: u64, took: Duration, budget: Duration) -> i64 {
+pub fn next_batch_size(size: i64, rows: u64, took: Duration, budget: Duration, max: i64) -> i64 {
     let full = rows as i64 >= size;
     if full && took < budget / 2 {
-        (size * 2).min(MAX_BATCH)
+        (size * 2).min(max)
     } else if took > budget * 2 {
-        (size / 2).max(MIN_BATCH)
+        (size / 2).max(MIN_BATCH.min(max))
     } else {
         size
     }
@@ -543,7 +590,10 @@ async fn resume_point(
 /// The table's storage as the page pass sees it.
 struct Pages {
     layout: Layout,
-    rows_per_page: f64,
+    /// The most rows a page of the table holds, as far as can be told before the pass: the
+    /// densest of a sample of its pages, at least the average. Sizes the first batches and
+    /// bounds the pages of any batch (see [`Sizer`]).
+    densest: f64,
     /// The planner's row estimate (reltuples), for progress and ETA; None when never analysed.
     rows_estimate: Option<u64>,
 }
@@ -654,17 +704,47 @@ async fn pages(client: &Client, b: &Backfill) -> Result<Pages, Failure> {
     let (tuples, relpages) = analysed
         .clone()
         .fold((0.0, 0.0), |(t, p), r| (t + r.tuples, p + r.relpages));
-    Ok(Pages {
-        layout,
-        // Only the first batch's size depends on it; the time budget sizes the others.
-        rows_per_page: if tuples > 0.0 && relpages > 0.0 {
+    let densest = {
+        let average = if tuples > 0.0 && relpages > 0.0 {
             (tuples / relpages).max(1.0)
         } else {
             DEFAULT_ROWS_PER_PAGE
-        },
+        };
+        let total: i64 = parts.iter().map(|r| r.part.pages).sum();
+        match &layout {
+            Layout::KeysOnly => average,
+            _ => densest_sampled(client, b, total).await?.max(average),
+        }
+    };
+    Ok(Pages {
+        layout,
+        densest,
         rows_estimate: (analysed.count() > 0).then_some(tuples as u64),
     })
 }
+
+/// The most rows found on one page among about `SAMPLED_PAGES` pages of the table's
+/// `total`, taken at random (TABLESAMPLE SYSTEM reads whole pages).
+async fn densest_sampled(client: &Client, b: &Backfill, total: i64) -> Result<f64, Failure> {
+    if total <= 0 {
+        return Ok(0.0);
+    }
+    let percent = (100.0 * SAMPLED_PAGES / total as f64).min(100.0);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT COALESCE(max(n), 0)::float8 FROM (
+                   SELECT count(*) AS n FROM {} TABLESAMPLE SYSTEM (($1::float8)::real)
+                    GROUP BY tableoid, (ctid::text::point)[0]) s",
+                b.schema_qualified()
+            ),
+            &[&percent],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+const SAMPLED_PAGES: f64 = 64.0;
 
 /// A guess for a table never analysed: narrow rows, about this many to an 8 kB page.
 const DEFAULT_ROWS_PER_PAGE: f64 = 60.0;
@@ -1023,33 +1103,214 @@ async fn wait_while_paused(
     Ok(())
 }
 
-async fn wait_for_replicas(
-    client: &Client,
-    b: &Backfill,
-    options: &BackfillOptions,
-    observer: &(dyn Fn(Event) + Send + Sync),
-) -> Result<(), Failure> {
-    let Some(max) = options.max_replication_lag else {
-        return Ok(());
-    };
-    loop {
-        let row = client
-            .query_one(
-                "SELECT COALESCE(max(EXTRACT(EPOCH FROM replay_lag)), 0)::float8 FROM pg_stat_replication",
-                &[],
-            )
-            .await?;
-        let lag = Duration::from_secs_f64(row.get::<_, f64>(0).max(0.0));
-        if lag <= max {
-            return Ok(());
+/// A replica's replay position as pg_stat_replication reports it (LSNs as byte offsets).
+#[derive(Debug, Clone)]
+struct Replica {
+    name: String,
+    replay: f64,
+    /// `replay_lag`: measured when the replica last replayed, so stale once no WAL flows.
+    replay_lag: Option<Duration>,
+}
+
+/// The primary's WAL position and its replicas'.
+struct WalSnapshot {
+    current: f64,
+    replicas: Vec<Replica>,
+}
+
+async fn wal_snapshot(client: &Client) -> Result<WalSnapshot, Failure> {
+    let rows = client
+        .query(
+            "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8,
+                    COALESCE(NULLIF(r.application_name, ''), host(r.client_addr), 'pid ' || r.pid),
+                    (r.replay_lsn - '0/0'::pg_lsn)::float8,
+                    EXTRACT(EPOCH FROM r.replay_lag)::float8
+               FROM (SELECT 1) one
+               LEFT JOIN pg_stat_replication r ON r.replay_lsn IS NOT NULL",
+            &[],
+        )
+        .await?;
+    let current = rows.first().map(|r| r.get::<_, f64>(0)).unwrap_or(0.0);
+    let replicas = rows
+        .iter()
+        .filter_map(|r| {
+            Some(Replica {
+                name: r.get::<_, Option<String>>(1)?,
+                replay: r.get::<_, Option<f64>>(2)?,
+                replay_lag: r
+                    .get::<_, Option<f64>>(3)
+                    .map(|s| Duration::from_secs_f64(s.max(0.0))),
+            })
+        })
+        .collect();
+    Ok(WalSnapshot { current, replicas })
+}
+
+/// The primary's WAL position as the backfill saw it over time, and the wait in progress.
+#[derive(Default)]
+struct LagWatch {
+    /// (when, WAL position then), oldest first.
+    samples: std::collections::VecDeque<(Instant, f64)>,
+    waiting: Option<Waiting>,
+}
+
+/// The workers wait until every replica has replayed up to `target`: the primary's WAL
+/// position when the wait began.
+#[derive(Clone, Copy)]
+struct Waiting {
+    target: f64,
+    /// When the current figure was last shown.
+    shown: Instant,
+}
+
+const LAG_SAMPLES: usize = 4096;
+
+impl LagWatch {
+    fn sample(&mut self, at: Instant, lsn: f64) {
+        if self.samples.back().is_none_or(|&(_, l)| lsn > l) {
+            self.samples.push_back((at, lsn));
         }
-        observer(Event::BackfillWaiting {
-            table: b.table.clone(),
-            reason: format!("a replica is {} ms behind", lag.as_millis()),
-        });
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        while self.samples.len() > LAG_SAMPLES {
+            self.samples.pop_front();
+        }
+    }
+
+    /// How long `replica` has been behind: since the primary wrote the oldest WAL it has not
+    /// replayed, as far as the samples tell; where they do not reach back that far (the
+    /// replica was behind before the backfill began), at least what pg_stat_replication
+    /// last measured. A replica that has replayed everything is not behind, whatever a stale
+    /// `replay_lag` says.
+    fn lag(&self, now: Instant, current: f64, replica: &Replica) -> Duration {
+        if replica.replay >= current {
+            return Duration::ZERO;
+        }
+        let unreplayed = self
+            .samples
+            .iter()
+            .find(|&&(_, lsn)| lsn > replica.replay)
+            .map(|&(at, _)| now.saturating_duration_since(at))
+            .unwrap_or_default();
+        let covered = self
+            .samples
+            .front()
+            .is_some_and(|&(_, lsn)| lsn <= replica.replay);
+        if covered {
+            unreplayed
+        } else {
+            unreplayed.max(replica.replay_lag.unwrap_or_default())
+        }
     }
 }
+
+/// `1.5 MB` and the like.
+fn bytes_text(bytes: f64) -> String {
+    let bytes = bytes.max(0.0);
+    if bytes >= 1024.0 * 1024.0 {
+        format!("{:.1} MB", bytes / (1024.0 * 1024.0))
+    } else if bytes >= 1024.0 {
+        format!("{:.1} kB", bytes / 1024.0)
+    } else {
+        format!("{bytes:.0} bytes")
+    }
+}
+
+/// The replica furthest behind `target`, in words: `replica "standby1" is 1.5 MB of WAL
+/// (about 12.3 s) behind`.
+fn behind_text(watch: &LagWatch, now: Instant, snap: &WalSnapshot, target: f64) -> Option<String> {
+    snap.replicas
+        .iter()
+        .filter(|r| r.replay < target)
+        .max_by(|a, b| a.replay.total_cmp(&b.replay).reverse())
+        .map(|r| {
+            format!(
+                "replica {} is {} of WAL (about {:.1} s) behind",
+                quote_literal(&r.name),
+                bytes_text(snap.current - r.replay),
+                watch.lag(now, snap.current, r).as_secs_f64()
+            )
+        })
+}
+
+/// Waits while a replica lags more than `--max-replication-lag`: from then until every
+/// replica has replayed the WAL written up to that moment (its LSN), not until a lag figure
+/// drops. One waiting line per table, whichever of its workers noticed first; then the
+/// current figure every few seconds.
+async fn wait_for_replicas(client: &Client, run: &Run<'_>) -> Result<(), Failure> {
+    let Some(max) = run.options.max_replication_lag else {
+        return Ok(());
+    };
+    let watch = || run.lag.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let snap = wal_snapshot(client).await?;
+        let now = Instant::now();
+        let (waiting, told) = {
+            let mut w = watch();
+            w.sample(now, snap.current);
+            match w.waiting {
+                Some(waiting) => (Some(waiting.target), None),
+                None => {
+                    let lagging = snap
+                        .replicas
+                        .iter()
+                        .any(|r| w.lag(now, snap.current, r) > max);
+                    if lagging {
+                        w.waiting = Some(Waiting {
+                            target: snap.current,
+                            shown: now,
+                        });
+                        let text = behind_text(&w, now, &snap, snap.current);
+                        (Some(snap.current), text)
+                    } else {
+                        (None, None)
+                    }
+                }
+            }
+        };
+        if let Some(text) = told {
+            (run.observer)(Event::BackfillWaiting {
+                table: run.b.table.clone(),
+                reason: format!(
+                    "{text}, more than {} ms; going on once it has replayed what was written until now",
+                    max.as_millis()
+                ),
+            });
+        }
+        let Some(target) = waiting else {
+            return Ok(());
+        };
+        if snap.replicas.iter().all(|r| r.replay >= target) {
+            let mut w = watch();
+            if w.waiting.is_some_and(|x| x.target == target) {
+                w.waiting = None;
+            }
+            return Ok(());
+        }
+        let figure = {
+            let mut w = watch();
+            let due = w
+                .waiting
+                .as_ref()
+                .is_some_and(|x| now.duration_since(x.shown) >= LAG_FIGURE_EVERY);
+            if due {
+                if let Some(x) = w.waiting.as_mut() {
+                    x.shown = now;
+                }
+                behind_text(&w, now, &snap, target)
+            } else {
+                None
+            }
+        };
+        if let Some(behind) = figure {
+            (run.observer)(Event::BackfillLag {
+                table: run.b.table.clone(),
+                behind,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+const LAG_FIGURE_EVERY: Duration = Duration::from_secs(5);
 
 /// What one batch did.
 enum Batch {
@@ -1243,6 +1504,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn replica_throttling_reads_wal_positions_and_goes_on_without_replicas() {
+        let (mut client, b, _, name) = table_to_backfill(1000).await;
+        let snap = wal_snapshot(&client).await.ok().unwrap();
+        assert!(snap.current > 0.0);
+        assert!(snap.replicas.is_empty());
+        let options = BackfillOptions {
+            max_replication_lag: Some(Duration::from_millis(1)),
+            batch_size: 100,
+            workers: 1,
+            ..BackfillOptions::default()
+        };
+        let events = Mutex::new(Vec::new());
+        let observer = |e: Event| events.lock().unwrap().push(e);
+        let done = run(
+            &mut client,
+            &b,
+            &options,
+            Duration::from_millis(500),
+            None,
+            None,
+            &observer,
+        )
+        .await
+        .unwrap();
+        assert_eq!(done, 1000);
+        assert!(!events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::BackfillWaiting { .. })));
+        drop(client);
+        drop_database(&name).await;
+    }
+
+    #[tokio::test]
     async fn replica_mode_is_kept_off_where_a_trigger_guards_a_backfilled_column() {
         let (client, b, _, name) = table_to_backfill(10).await;
         let decide = || async { backfill_triggers(&client, &b, true).await.unwrap() };
@@ -1360,46 +1656,117 @@ mod tests {
         );
     }
 
+    fn sizer(densest: f64) -> Sizer {
+        Sizer::new(
+            &BackfillOptions {
+                batch_size: 1000,
+                batch_time: Duration::from_millis(100),
+                max_batch_rows: 10_000,
+                ..BackfillOptions::default()
+            },
+            densest,
+        )
+    }
+
     #[test]
-    fn page_count_follows_the_time_budget() {
-        let budget = Duration::from_millis(100);
-        let fast = Duration::from_millis(10);
-        assert_eq!(next_page_count(10, fast, budget, 1000), 20);
-        assert_eq!(next_page_count(800, fast, budget, 1000), 1000);
-        assert_eq!(
-            next_page_count(10, Duration::from_millis(300), budget, 1000),
-            5
+    fn page_batches_follow_the_time_per_row_observed() {
+        let mut s = sizer(100.0);
+        assert_eq!(s.pages, 10, "1000 rows at 100 a page");
+        // 1000 rows in 10 ms: ten times as many fit, but a batch at most doubles.
+        s.observe(10, 1000, Duration::from_millis(10));
+        assert_eq!((s.rows, s.pages), (2000, 20));
+        // 2000 rows in 400 ms: 500 fit.
+        s.observe(20, 2000, Duration::from_millis(400));
+        assert_eq!((s.rows, s.pages), (500, 5));
+        // Never more than the cap.
+        for _ in 0..20 {
+            let pages = s.pages;
+            s.observe(pages, (pages * 100) as u64, Duration::from_millis(1));
+        }
+        assert_eq!((s.rows, s.pages), (10_000, 100));
+    }
+
+    #[test]
+    fn empty_pages_do_not_grow_a_batch_past_the_rows_the_densest_pages_would_hold() {
+        let mut s = sizer(100.0);
+        s.observe(10, 1000, Duration::from_millis(50));
+        let rows = s.rows;
+        // A long stretch of empty pages, each batch over it nearly free.
+        for _ in 0..30 {
+            let pages = s.pages;
+            s.observe(pages, 0, Duration::from_micros(200));
+        }
+        assert_eq!(s.rows, rows, "empty pages say nothing of the time per row");
+        assert!(
+            s.pages as f64 * 100.0 <= rows as f64,
+            "the next range, were it dense, holds no more rows than allowed: {s:?}"
         );
-        assert_eq!(next_page_count(1, Duration::from_secs(9), budget, 1000), 1);
-        assert_eq!(next_page_count(10, budget, budget, 1000), 10);
+        // A sparse sample underestimated density: the first dense batch raises it.
+        let mut s = sizer(10.0);
+        s.observe(100, 10_000, Duration::from_millis(100));
+        assert_eq!(s.densest, 100.0);
+        assert!(s.pages * 100 <= s.rows);
+    }
+
+    #[test]
+    fn replica_lag_comes_from_the_wal_it_has_not_replayed_not_a_stale_figure() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let replica = |replay: f64, stale: u64| Replica {
+            name: "standby".into(),
+            replay,
+            replay_lag: Some(Duration::from_secs(stale)),
+        };
+        let mut w = LagWatch::default();
+        w.sample(at(0), 1000.0);
+        w.sample(at(10), 2000.0);
+        w.sample(at(20), 3000.0);
+        // Caught up: not behind, however old pg_stat_replication's last measurement is.
+        assert_eq!(w.lag(at(30), 3000.0, &replica(3000.0, 99)), Duration::ZERO);
+        // Replayed up to 1500: the WAL at 2000, written by second 10, waits since then.
+        assert_eq!(
+            w.lag(at(30), 3000.0, &replica(1500.0, 99)),
+            Duration::from_secs(20),
+            "the samples reach back: the stale figure is not used"
+        );
+        // Behind before the first sample: at least what PostgreSQL measured.
+        assert_eq!(
+            w.lag(at(30), 3000.0, &replica(500.0, 45)),
+            Duration::from_secs(45)
+        );
+        assert_eq!(
+            w.lag(at(30), 3000.0, &replica(500.0, 1)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(bytes_text(1536.0), "1.5 kB");
     }
 
     #[test]
     fn batch_size_follows_the_time_budget() {
         let budget = Duration::from_millis(100);
         assert_eq!(
-            next_batch_size(1000, 1000, Duration::from_millis(10), budget),
+            next_batch_size(1000, 1000, Duration::from_millis(10), budget, MAX_BATCH),
             2000
         );
         assert_eq!(
-            next_batch_size(1000, 400, Duration::from_millis(10), budget),
+            next_batch_size(1000, 400, Duration::from_millis(10), budget, MAX_BATCH),
             1000,
             "a short last batch says nothing"
         );
         assert_eq!(
-            next_batch_size(1000, 1000, Duration::from_millis(300), budget),
+            next_batch_size(1000, 1000, Duration::from_millis(300), budget, MAX_BATCH),
             500
         );
         assert_eq!(
-            next_batch_size(1000, 1000, Duration::from_millis(100), budget),
+            next_batch_size(1000, 1000, Duration::from_millis(100), budget, MAX_BATCH),
             1000
         );
         assert_eq!(
-            next_batch_size(MAX_BATCH, 1, Duration::from_millis(1), budget),
+            next_batch_size(MAX_BATCH, 1, Duration::from_millis(1), budget, MAX_BATCH),
             MAX_BATCH
         );
         assert_eq!(
-            next_batch_size(MIN_BATCH, 1, Duration::from_secs(9), budget),
+            next_batch_size(MIN_BATCH, 1, Duration::from_secs(9), budget, MAX_BATCH),
             MIN_BATCH
         );
     }

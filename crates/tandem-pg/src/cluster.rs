@@ -139,6 +139,59 @@ impl LocalCluster {
         Ok(cluster)
     }
 
+    /// Blocking: a streaming standby of this cluster (pg_basebackup), replaying each commit
+    /// no sooner than `apply_delay` after it (`recovery_min_apply_delay`), in a dir of its
+    /// own, read-only. For tests of replica throttling.
+    pub fn start_standby(&self, apply_delay: Duration) -> Result<LocalCluster, ClusterError> {
+        let bindir = find_bindir();
+        let owner = cluster_owner()?;
+        let mut standby = LocalCluster {
+            dir: create_temp_dir(owner)?,
+            port: PORT,
+            server: None,
+            watchdog: None,
+        };
+        let mut cmd = pg_command(bindir.as_deref(), "pg_basebackup");
+        cmd.arg("-D")
+            .arg(standby.dir.join("data"))
+            .arg("-h")
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-X",
+                "stream",
+                "-R",
+            ])
+            .arg("--no-sync")
+            .stdin(Stdio::null());
+        run_as(&mut cmd, owner, &standby.dir);
+        let output = cmd.output().map_err(|e| {
+            ClusterError::BinariesNotFound(format!("could not run {:?}: {e}", cmd.get_program()))
+        })?;
+        if !output.status.success() {
+            return Err(ClusterError::ServerFailed(format!(
+                "pg_basebackup: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        let auto = standby.dir.join("data").join("postgresql.auto.conf");
+        let mut conf = fs::read_to_string(&auto).map_err(|e| ClusterError::Io(e.to_string()))?;
+        conf.push_str(&format!(
+            "recovery_min_apply_delay = '{}ms'\n",
+            apply_delay.as_millis()
+        ));
+        fs::write(&auto, conf).map_err(|e| ClusterError::Io(e.to_string()))?;
+        let server = spawn_server(bindir.as_deref(), &standby.dir, standby.port, owner)?;
+        let server_pid = server.id();
+        standby.server = Some(server);
+        standby.watchdog = Some(spawn_watchdog(&standby.dir, server_pid)?);
+        standby.wait_until_ready()?;
+        Ok(standby)
+    }
+
     pub fn socket_dir(&self) -> &Path {
         &self.dir
     }

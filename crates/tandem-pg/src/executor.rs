@@ -58,6 +58,12 @@ pub enum Event {
         table: String,
         reason: String,
     },
+    /// While the backfill waits for a replica: how far behind it is now (a few times a
+    /// minute at most; the `BackfillWaiting` before it said why it waits).
+    BackfillLag {
+        table: String,
+        behind: String,
+    },
     /// Something the user should know about a backfill that goes on: it fell back to key
     /// ranges, or runs on fewer connections than asked for.
     BackfillNotice {
@@ -78,6 +84,8 @@ pub enum Event {
         rows: u64,
         took: Duration,
         longest_batch: Duration,
+        /// The most rows one batch updated.
+        largest_batch: u64,
         /// The batches ran with session_replication_role = replica (no trigger fired but
         /// those set ENABLE ALWAYS).
         triggers_skipped: bool,

@@ -35,7 +35,10 @@ pub enum Error {
     },
     ConcurrentRun {
         schema: String,
+        holder: Option<crate::state::LockHolder>,
     },
+    /// tandem's connection goes through a transaction pooler: what gave it away.
+    BehindPooler(String),
     MigrationInFlight {
         schema: String,
         name: String,
@@ -83,7 +86,7 @@ impl Error {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            Error::InvalidMigration(_) | Error::ContractBlocked { .. }
+            Error::InvalidMigration(_) | Error::ContractBlocked { .. } | Error::BehindPooler(_)
         )
     }
 }
@@ -93,7 +96,8 @@ impl fmt::Display for Error {
         match self {
             Error::CannotConnect(m) => write!(f, "cannot connect to PostgreSQL: {m}\n  hint: check --postgres-url / TANDEM_PG_URL / DATABASE_URL"),
             Error::NotInitialized { state_schema } => StateError::NotInitialized { state_schema: state_schema.clone() }.fmt(f),
-            Error::ConcurrentRun { schema } => StateError::Busy { schema: schema.clone() }.fmt(f),
+            Error::ConcurrentRun { schema, holder } => StateError::Busy { schema: schema.clone(), holder: holder.clone() }.fmt(f),
+            Error::BehindPooler(why) => write!(f, "tandem is connected through a transaction pooler (PgBouncer in transaction mode, RDS Proxy, pgcat, Odyssey or alike): {why}\n  tandem needs a session of its own: its per-schema lock and its settings live as long as its connection, and a transaction pooler hands the server connection to other clients between transactions; nothing was changed\n  hint: connect tandem directly to PostgreSQL (the server's own host and port, not the pooler's): pass --postgres-url or set TANDEM_PG_URL; DATABASE_URL may stay the pooler's for the applications"),
             Error::MigrationInFlight { schema, name } => StateError::MigrationInFlight { schema: schema.clone(), name: name.clone() }.fmt(f),
             Error::NoMigrationInFlight { schema } => StateError::NoMigrationInFlight { schema: schema.clone() }.fmt(f),
             Error::AlreadyApplied { schema, name } => StateError::AlreadyApplied { schema: schema.clone(), name: name.clone() }.fmt(f),
@@ -123,7 +127,7 @@ impl From<StateError> for Error {
     fn from(e: StateError) -> Self {
         match e {
             StateError::NotInitialized { state_schema } => Error::NotInitialized { state_schema },
-            StateError::Busy { schema } => Error::ConcurrentRun { schema },
+            StateError::Busy { schema, holder } => Error::ConcurrentRun { schema, holder },
             StateError::MigrationInFlight { schema, name } => {
                 Error::MigrationInFlight { schema, name }
             }
@@ -220,6 +224,48 @@ pub struct Session {
     connector: crate::backfill::Connector,
 }
 
+/// Whether `client` reaches PostgreSQL through a transaction pooler: why, if so. A direct
+/// connection is one server session, its backend the same from transaction to transaction
+/// and never another client's; a transaction pooler hands the server connection back to its
+/// pool after each transaction. So: the backend of `client` between two of its transactions
+/// serves another connection made meanwhile (a pooler that reuses the idle connection last
+/// released, as PgBouncer does), or `client`'s second transaction runs on another backend
+/// (one that hands out connections in turn). Simple queries only: a pooler may run the
+/// extended protocol's steps on different server connections.
+async fn transaction_pooled(client: &Client, url: &str) -> Result<Option<String>, Error> {
+    async fn pid(client: &Client) -> Result<Option<i32>, Error> {
+        let messages = client.simple_query("SELECT pg_backend_pid()").await?;
+        Ok(messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        }))
+    }
+    let Some(first) = pid(client).await? else {
+        return Ok(None);
+    };
+    // Another connection, opened while `client` is between transactions. One that cannot be
+    // had (max_connections) leaves the second check alone.
+    if let Ok((other, connection)) = tokio_postgres::connect(url, NoTls).await {
+        let task = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let theirs = pid(&other).await;
+        drop(other);
+        let _ = task.await;
+        if theirs? == Some(first) {
+            return Ok(Some(format!(
+                "another connection was served by the same server session (pid {first}) between two transactions of tandem's"
+            )));
+        }
+    }
+    match pid(client).await? {
+        Some(second) if second != first => Ok(Some(format!(
+            "two transactions on one connection ran in different server sessions (pids {first} and {second})"
+        ))),
+        _ => Ok(None),
+    }
+}
+
 impl Session {
     pub async fn connect(url: &str, options: Options) -> Result<Session, Error> {
         let (client, connection) = tokio_postgres::connect(url, NoTls)
@@ -228,6 +274,10 @@ impl Session {
         tokio::spawn(async move {
             let _ = connection.await;
         });
+        // Before any session setting, which a pooler would leave on a shared connection.
+        if let Some(why) = transaction_pooled(&client, url).await? {
+            return Err(Error::BehindPooler(why));
+        }
         // Unqualified names in raw SQL and in copied defaults resolve in the base schema.
         let mut setup = format!(
             "SET application_name = 'tandem'; SET search_path = {}",
@@ -237,6 +287,14 @@ impl Session {
             setup.push_str(&format!("; SET ROLE {}", quote_ident(role)));
         }
         client.batch_execute(&setup).await?;
+        // A killed tandem's session (and its per-schema lock) ends with its connection; the
+        // server notices a client that went away mid-statement only at the statement's end,
+        // unless it checks meanwhile (PostgreSQL 14+, where the platform lets it).
+        const CHECK: &str = "SET client_connection_check_interval = '2s'";
+        if client.batch_execute(CHECK).await.is_ok() {
+            setup.push_str("; ");
+            setup.push_str(CHECK);
+        }
         let state = StateStore::new(&options.state_schema);
         Ok(Session {
             client,
@@ -947,5 +1005,35 @@ pub fn phase_name(phase: PlanPhase) -> &'static str {
         PlanPhase::Start => "start",
         PlanPhase::Complete => "complete",
         PlanPhase::Rollback => "rollback",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_direct_connection_is_not_taken_for_a_pooler_and_checks_for_a_vanished_client() {
+        let url = crate::test_server::admin_url();
+        let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        assert_eq!(transaction_pooled(&client, &url).await.ok().unwrap(), None);
+        let options = Options {
+            schema: "public".into(),
+            state_schema: "tandem".into(),
+            role: None,
+            exec: ExecOptions::default(),
+        };
+        let session = Session::connect(&url, options).await.ok().unwrap();
+        let rows = session
+            .client()
+            .simple_query("SHOW client_connection_check_interval")
+            .await
+            .unwrap();
+        let value = rows.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        });
+        assert_eq!(value.as_deref(), Some("2s"));
     }
 }

@@ -41,9 +41,11 @@ pub enum StateError {
     NotInitialized {
         state_schema: String,
     },
-    /// Another session holds the advisory lock for this schema.
+    /// Another session holds the advisory lock for this schema (that session, when it could
+    /// be found).
     Busy {
         schema: String,
+        holder: Option<LockHolder>,
     },
     /// A migration was started on this schema and neither completed nor rolled back.
     MigrationInFlight {
@@ -75,11 +77,26 @@ impl fmt::Display for StateError {
                 quote_ident(state_schema),
                 quote_ident(state_schema),
             ),
-            StateError::Busy { schema } => write!(
+            StateError::Busy {
+                schema,
+                holder: None,
+            } => write!(
                 f,
                 "another tandem command is already working on schema {}; \
                  wait for it to finish, then try again",
                 quote_ident(schema),
+            ),
+            StateError::Busy {
+                schema,
+                holder: Some(h),
+            } => write!(
+                f,
+                "another tandem command is already working on schema {}: {h} holds its lock\n  \
+                 hint: wait for it to finish, then try again; if no tandem command is running \
+                 any more (a pooled or stuck connection kept the session), end that session: \
+                 SELECT pg_terminate_backend({})",
+                quote_ident(schema),
+                h.pid,
             ),
             StateError::MigrationInFlight { schema, name } => write!(
                 f,
@@ -104,6 +121,35 @@ impl fmt::Display for StateError {
             StateError::Db(e) => write!(f, "database error in tandem's state store: {e}"),
             StateError::Refinery(msg) => write!(f, "tandem's state schema: {msg}"),
         }
+    }
+}
+
+/// The session holding a schema's lock, from pg_locks and pg_stat_activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    pub pid: i32,
+    pub application_name: String,
+    /// The client's address; None for a Unix-socket connection.
+    pub client_addr: Option<String>,
+    /// When the session connected.
+    pub backend_start: String,
+    /// When the session's current state (idle, active, ...) began, and that state.
+    pub state: String,
+    pub state_change: String,
+}
+
+impl fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the session with pid {} (application_name {}, client {}, connected since {}, {} since {})",
+            self.pid,
+            quote_literal(&self.application_name),
+            self.client_addr.as_deref().unwrap_or("local socket"),
+            self.backend_start,
+            self.state,
+            self.state_change,
+        )
     }
 }
 
@@ -439,8 +485,43 @@ impl StateStore {
         } else {
             Err(StateError::Busy {
                 schema: schema.to_string(),
+                holder: self.lock_holder(client, schema).await?,
             })
         }
+    }
+
+    /// The session that holds `schema`'s lock, if any (and visible: pg_stat_activity hides
+    /// other roles' sessions' details from a role without pg_read_all_stats).
+    pub async fn lock_holder(
+        &self,
+        client: &Client,
+        schema: &str,
+    ) -> Result<Option<LockHolder>, StateError> {
+        let row = client
+            .query_opt(
+                "SELECT a.pid, COALESCE(a.application_name, ''), host(a.client_addr),
+                        COALESCE(to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ'), '?'),
+                        COALESCE(a.state, '?'),
+                        COALESCE(to_char(a.state_change, 'YYYY-MM-DD HH24:MI:SS TZ'), '?')
+                   FROM pg_locks l
+                   JOIN pg_stat_activity a ON a.pid = l.pid
+                  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                    AND l.classid::bigint = (hashtext($1)::bigint & 4294967295)
+                    AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)
+                    AND l.pid <> pg_backend_pid()
+                  LIMIT 1",
+                &[&self.state_schema, &schema],
+            )
+            .await?;
+        Ok(row.map(|r| LockHolder {
+            pid: r.get(0),
+            application_name: r.get(1),
+            client_addr: r.get(2),
+            backend_start: r.get(3),
+            state: r.get(4),
+            state_change: r.get(5),
+        }))
     }
 
     /// Releases the lock taken by `try_lock`. Releasing a lock this session does not hold is
@@ -621,6 +702,7 @@ impl StateStore {
                 }),
                 None => Err(StateError::Busy {
                     schema: schema.to_string(),
+                    holder: None,
                 }),
             },
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
@@ -632,6 +714,7 @@ impl StateStore {
                     }),
                     None => Err(StateError::Busy {
                         schema: schema.to_string(),
+                        holder: None,
                     }),
                 }
             }
@@ -1172,10 +1255,27 @@ mod tests {
         store.try_lock(&first, "public").await.unwrap();
         let err = store.try_lock(&second, "public").await.unwrap_err();
         assert!(
-            matches!(&err, StateError::Busy { schema } if schema == "public"),
+            matches!(&err, StateError::Busy { schema, .. } if schema == "public"),
             "{err:?}"
         );
         assert!(err.to_string().contains("another tandem command"), "{err}");
+        // The refusal names the session holding the lock, and how to end it.
+        let first_pid: i32 = first
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        match &err {
+            StateError::Busy {
+                holder: Some(h), ..
+            } => assert_eq!(h.pid, first_pid),
+            other => panic!("no holder: {other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .contains(&format!("SELECT pg_terminate_backend({first_pid})")),
+            "{err}"
+        );
         // Other schemas, and the same schema under another state store, are independent.
         store.try_lock(&second, "sales").await.unwrap();
         StateStore::new("tandem2")
