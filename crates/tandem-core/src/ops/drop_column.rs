@@ -53,22 +53,20 @@ impl Op for DropColumn {
         let physical = table.columns[position].physical.clone();
         // A column added earlier in this migration simply never shows: no version sees it,
         // and complete drops it (pgroll runs the pair the same way).
-        if !cx.created_here(&physical_table) {
-            if cx.shadows.contains(&(physical_table.clone(), physical)) {
-                cx.problem(
-                    crate::problem::Problem::new(
-                        "",
-                        format!(
-                            "column \"{}\" is changed earlier in this same migration",
-                            self.column
-                        ),
-                    )
-                    .with_hint(
-                        "drop it without changing it first, or change it in a later migration",
+        if !cx.created_here(&physical_table)
+            && cx.shadows.contains(&(physical_table.clone(), physical))
+        {
+            cx.problem(
+                crate::problem::Problem::new(
+                    "",
+                    format!(
+                        "column \"{}\" is changed earlier in this same migration",
+                        self.column
                     ),
-                );
-                return;
-            }
+                )
+                .with_hint("drop it without changing it first, or change it in a later migration"),
+            );
+            return;
         }
         let column = table.columns.remove(position);
         if let Some(down) = &self.down {
