@@ -24,6 +24,7 @@ mod lint;
 mod load;
 mod locks;
 mod operations;
+mod parity;
 mod plan;
 mod properties;
 mod real_schema;

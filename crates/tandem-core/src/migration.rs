@@ -29,12 +29,12 @@ pub struct Migration {
 }
 
 impl Migration {
-    /// The name of the version schema this migration creates for `schema`.
+    /// The name of the version schema this migration creates for `schema`: `<schema>_<name>`,
+    /// or `<schema>_<version_schema>` when the file sets `version_schema` (as pgroll names it:
+    /// `version_schema: add_table` gives `public_add_table`).
     pub fn version_schema_name(&self, schema: &str) -> String {
-        match &self.version_schema {
-            Some(v) => v.clone(),
-            None => format!("{schema}_{}", self.name),
-        }
+        let suffix = self.version_schema.as_deref().unwrap_or(&self.name);
+        format!("{schema}_{suffix}")
     }
 }
 

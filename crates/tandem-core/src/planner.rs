@@ -267,7 +267,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         sync: BTreeMap::new(),
         backfills: BTreeMap::new(),
         views_from_live_schema: false,
-        problems: isolation_problems(input.migration),
+        problems: isolation_problems(input.migration)
+            .into_iter()
+            .chain(version_schema_problem(input.migration, &version_schema))
+            .collect(),
         physical: input
             .schema
             .tables
@@ -412,6 +415,31 @@ fn replaced_columns(cx: &PlanCx, physical: &str, dropped: &[String]) -> Vec<Stri
         })
         .cloned()
         .collect()
+}
+
+/// The version schema's name, `<schema>_<version>`, must fit PostgreSQL's 63 bytes: a longer
+/// one would be truncated silently, and two versions could then share a schema.
+fn version_schema_problem(migration: &Migration, version_schema: &str) -> Option<Problem> {
+    if version_schema.len() <= crate::ident::MAX_IDENT_BYTES {
+        return None;
+    }
+    let pointer = if migration.version_schema.is_some() {
+        "/version_schema"
+    } else {
+        ""
+    };
+    Some(
+        Problem::new(
+            pointer,
+            format!(
+                "the version schema name \"{version_schema}\" is {} bytes; PostgreSQL names are \
+                 at most {} bytes",
+                version_schema.len(),
+                crate::ident::MAX_IDENT_BYTES
+            ),
+        )
+        .with_hint("set \"version_schema\" to a shorter name (the schema name and `_` are put in front of it)"),
+    )
 }
 
 /// Raw SQL run at start can change anything, so (as in pgroll) it must be alone.
