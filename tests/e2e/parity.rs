@@ -76,3 +76,117 @@ async fn version_schema_is_prefixed_with_the_schema_as_in_pgroll() {
         "public_add_nick"
     );
 }
+
+#[tokio::test]
+async fn omitted_or_empty_up_and_down_copy_the_value() {
+    let (db, v1) = setup().await;
+    // `up: ""` is the same as no `up`: the value is copied. Making `name` nullable needs a
+    // `down` (as in pgroll); the unique constraint and the default need neither.
+    let migration = r#"{"operations": [
+        {"alter_column": {"table": "people", "column": "name", "nullable": true,
+          "unique": {"name": "people_name_unique"}, "up": "", "down": "coalesce(name, 'anon')"}},
+        {"alter_column": {"table": "people", "column": "email", "default": "'none@x'",
+          "comment": "where to write", "up": "", "down": ""}},
+        {"alter_column": {"table": "people", "column": "age", "type": "varchar(10)"}}
+    ]}"#;
+    let file = migration_file("02_defaults.json", migration);
+    start_roll_back_start(&db, &file).await;
+    let v2 = db.client_on("public_02_defaults").await;
+    v1.batch_execute("INSERT INTO people (name, age) VALUES ('carol', '41')")
+        .await
+        .unwrap();
+    v2.batch_execute("INSERT INTO people (name, age) VALUES (NULL, '7')")
+        .await
+        .unwrap();
+    v1.batch_execute("UPDATE people SET age = '31' WHERE name = 'alice'")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&v2, "SELECT coalesce(name, '-') || ' ' || coalesce(age, '-') || ' ' || coalesce(email, '-') FROM people ORDER BY id").await,
+        // The old version's insert has no default for email: the new one applies at complete.
+        ["alice 31 a@x", "bob - b@x", "carol 41 -", "- 7 none@x"]
+    );
+    assert_eq!(
+        texts(
+            &v1,
+            "SELECT name || ' ' || coalesce(age, '-') FROM people ORDER BY id"
+        )
+        .await,
+        ["alice 31", "bob -", "carol 41", "anon 7"]
+    );
+    // The new version's unique constraint holds for values copied from old-version writes.
+    assert!(v1
+        .batch_execute("INSERT INTO people (name) VALUES ('carol')")
+        .await
+        .is_err());
+    db.tandem_ok(&["complete"]);
+    let v2 = db.client_on("public_02_defaults").await;
+    assert_eq!(
+        texts(
+            &v2,
+            "SELECT coalesce(name, '-') || ' ' || coalesce(age, '-') FROM people ORDER BY id"
+        )
+        .await,
+        ["alice 31", "bob -", "carol 41", "- 7"]
+    );
+    let c = db.client().await;
+    assert_eq!(
+        texts(&c, "SELECT format_type(atttypid, atttypmod) || ' ' || attnotnull::text FROM pg_attribute WHERE attrelid = 'public.people'::regclass AND attname IN ('name', 'age') ORDER BY attname").await,
+        ["character varying(10) false", "text false"]
+    );
+    assert_eq!(
+        texts(&c, "SELECT conname::text FROM pg_constraint WHERE conrelid = 'public.people'::regclass AND contype = 'u'").await,
+        ["people_name_unique"]
+    );
+}
+
+#[tokio::test]
+async fn drop_constraint_without_up_or_down_copies_the_value() {
+    let (db, v1) = setup().await;
+    let add = r#"{"operations": [{"create_constraint": {"table": "people", "name": "age_short",
+        "type": "check", "columns": ["age"], "check": "length(age) < 4",
+        "up": {"age": "CASE WHEN length(age) < 4 THEN age ELSE NULL END"}}}]}"#;
+    let file = migration_file("02_age_short.json", add);
+    db.tandem_ok(&["start", "--complete", file.to_str().unwrap()]);
+    let v2 = db.client_on("public_02_age_short").await;
+    assert!(v2
+        .batch_execute("INSERT INTO people (name, age) VALUES ('x', '12345')")
+        .await
+        .is_err());
+    let dropping = r#"{"operations": [{"drop_constraint": {"table": "people", "name": "age_short", "up": ""}}]}"#;
+    let file = migration_file("03_drop_age_short.json", dropping);
+    start_roll_back_start(&db, &file).await;
+    let v3 = db.client_on("public_03_drop_age_short").await;
+    v2.batch_execute("INSERT INTO people (name, age) VALUES ('carol', '12')")
+        .await
+        .unwrap();
+    v3.batch_execute("INSERT INTO people (name, age) VALUES ('dave', '99')")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(
+            &v3,
+            "SELECT name || ' ' || coalesce(age, '-') FROM people ORDER BY id"
+        )
+        .await,
+        ["alice 30", "bob -", "carol 12", "dave 99"]
+    );
+    assert_eq!(
+        texts(
+            &v2,
+            "SELECT name || ' ' || coalesce(age, '-') FROM people ORDER BY id"
+        )
+        .await,
+        ["alice 30", "bob -", "carol 12", "dave 99"]
+    );
+    drop(v1);
+    db.tandem_ok(&["complete"]);
+    let v3 = db.client_on("public_03_drop_age_short").await;
+    v3.batch_execute("INSERT INTO people (name, age) VALUES ('erin', '12345')")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&v3, "SELECT coalesce(age, '-') FROM people ORDER BY id").await,
+        ["30", "-", "12", "99", "12345"]
+    );
+}

@@ -59,7 +59,10 @@ impl Op for AlterColumn {
         if self.needs_shadow() && (column.identity.is_some() || column.generated.is_some()) {
             problems.push(Problem::new("/column", format!("column \"{}\" is an identity or generated column; altering it is not supported yet", self.column)));
         }
-        if self.nullable == Some(false) && column.nullable && self.up.is_none() {
+        if self.nullable == Some(false)
+            && column.nullable
+            && super::given(self.up.as_deref()).is_none()
+        {
             problems.push(
                 Problem::new(
                     "/up",
@@ -69,6 +72,23 @@ impl Op for AlterColumn {
                     ),
                 )
                 .with_hint("e.g. up: COALESCE(column, 'default')"),
+            );
+        }
+        if self.nullable == Some(true)
+            && !column.nullable
+            && super::given(self.down.as_deref()).is_none()
+        {
+            // As in pgroll: copied unchanged, a NULL the new version writes would break the
+            // old version's NOT NULL column.
+            problems.push(
+                Problem::new(
+                    "/down",
+                    format!(
+                        "making \"{}\" nullable needs `down` to give the old version a value for NULLs",
+                        self.column
+                    ),
+                )
+                .with_hint("e.g. down: COALESCE(column, 'default')"),
             );
         }
         if let Some(r) = &self.references {

@@ -56,6 +56,12 @@ pub fn op_for(operation: &Operation) -> &dyn Op {
     }
 }
 
+/// An `up` or `down` as the file gives it: an empty (or blank) one is the same as none, as in
+/// pgroll, where the default then applies.
+pub(crate) fn given(expr: Option<&str>) -> Option<&str> {
+    expr.filter(|e| !e.trim().is_empty())
+}
+
 /// The problem every operation reports for a table that is not there.
 pub(crate) fn unknown_table(pointer: &str, table: &str, schema: &Schema) -> Problem {
     Problem::new(

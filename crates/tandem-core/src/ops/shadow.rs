@@ -54,19 +54,42 @@ pub(crate) fn shadow_column(
         }
         (c.physical.clone(), shadow)
     };
+    // An omitted (or empty) `up`/`down` copies the value unchanged, as pgroll's default does,
+    // cast to the other side's type when the type changes. A shadow reused by a later
+    // operation that gives none and changes no type keeps what the earlier one set.
+    let old_type = cx
+        .before
+        .table_by_physical(&t.physical)
+        .and_then(|b| b.column_by_physical(&original))
+        .map_or_else(|| c.type_name.clone(), |b| b.type_name.clone());
+    let new_type = spec
+        .type_name
+        .map_or_else(|| c.type_name.clone(), str::to_string);
+    let cast = |value: String, to: &str| {
+        if old_type == new_type {
+            value
+        } else {
+            format!("CAST({value} AS {})", crate::sync::variable_type(to))
+        }
+    };
+    let keep_earlier = existing && spec.type_name.is_none();
     // The trigger's defaults name the row's fields directly; the backfill's names the table's.
-    let up = spec.up.map(|u| cx.up_in_old_names(&t, u));
-    let trigger_up = up
-        .clone()
-        .unwrap_or_else(|| format!("NEW.{}", quote_ident(&original)));
-    let trigger_down = spec
-        .down
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("NEW.{}", quote_ident(&shadow)));
-    let backfill_up = up.unwrap_or_else(|| quote_ident(&original));
-    cx.sync_up(&t.physical, &shadow, &trigger_up);
-    cx.sync_down(&t.physical, &original, &trigger_down);
-    cx.backfill(&t.physical, &shadow, &backfill_up);
+    let up = super::given(spec.up).map(|u| cx.up_in_old_names(&t, u));
+    if up.is_some() || !keep_earlier {
+        let trigger_up = up
+            .clone()
+            .unwrap_or_else(|| cast(format!("NEW.{}", quote_ident(&original)), &new_type));
+        let backfill_up = up.unwrap_or_else(|| cast(quote_ident(&original), &new_type));
+        cx.sync_up(&t.physical, &shadow, &trigger_up);
+        cx.backfill(&t.physical, &shadow, &backfill_up);
+    }
+    let down = super::given(spec.down);
+    if down.is_some() || !keep_earlier {
+        let trigger_down = down
+            .map(str::to_string)
+            .unwrap_or_else(|| cast(format!("NEW.{}", quote_ident(&shadow)), &old_type));
+        cx.sync_down(&t.physical, &original, &trigger_down);
+    }
     if let (true, Some(nullable)) = (existing, spec.nullable) {
         cx.shadow_not_null
             .insert((t.physical.clone(), shadow.clone()), !nullable);
