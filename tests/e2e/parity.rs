@@ -141,7 +141,7 @@ async fn omitted_or_empty_up_and_down_copy_the_value() {
 }
 
 #[tokio::test]
-async fn drop_constraint_without_up_or_down_copies_the_value() {
+async fn drop_constraint_needs_down_and_an_empty_up_copies_the_value() {
     let (db, v1) = setup().await;
     let add = r#"{"operations": [{"create_constraint": {"table": "people", "name": "age_short",
         "type": "check", "columns": ["age"], "check": "length(age) < 4",
@@ -153,14 +153,29 @@ async fn drop_constraint_without_up_or_down_copies_the_value() {
         .batch_execute("INSERT INTO people (name, age) VALUES ('x', '12345')")
         .await
         .is_err());
-    let dropping = r#"{"operations": [{"drop_constraint": {"table": "people", "name": "age_short", "up": ""}}]}"#;
+    // As in pgroll, `down` is required: a copied value could break the old column's check.
+    let without_down = r#"{"operations": [{"drop_constraint": {"table": "people", "name": "age_short", "up": "", "down": ""}}]}"#;
+    let file = migration_file("03_drop_age_short.json", without_down);
+    let out = db.tandem(&["start", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/operations/0/drop_constraint") && stderr.contains("`down`"),
+        "{stderr}"
+    );
+    assert_eq!(
+        db.tandem_ok(&["latest", "schema"]).trim(),
+        "public_02_age_short"
+    );
+    let dropping = r#"{"operations": [{"drop_constraint": {"table": "people", "name": "age_short", "up": "",
+        "down": "CASE WHEN length(age) < 4 THEN age ELSE left(age, 3) END"}}]}"#;
     let file = migration_file("03_drop_age_short.json", dropping);
     start_roll_back_start(&db, &file).await;
     let v3 = db.client_on("public_03_drop_age_short").await;
     v2.batch_execute("INSERT INTO people (name, age) VALUES ('carol', '12')")
         .await
         .unwrap();
-    v3.batch_execute("INSERT INTO people (name, age) VALUES ('dave', '99')")
+    v3.batch_execute("INSERT INTO people (name, age) VALUES ('dave', '99999')")
         .await
         .unwrap();
     assert_eq!(
@@ -169,7 +184,7 @@ async fn drop_constraint_without_up_or_down_copies_the_value() {
             "SELECT name || ' ' || coalesce(age, '-') FROM people ORDER BY id"
         )
         .await,
-        ["alice 30", "bob -", "carol 12", "dave 99"]
+        ["alice 30", "bob -", "carol 12", "dave 99999"]
     );
     assert_eq!(
         texts(
@@ -177,7 +192,7 @@ async fn drop_constraint_without_up_or_down_copies_the_value() {
             "SELECT name || ' ' || coalesce(age, '-') FROM people ORDER BY id"
         )
         .await,
-        ["alice 30", "bob -", "carol 12", "dave 99"]
+        ["alice 30", "bob -", "carol 12", "dave 999"]
     );
     drop(v1);
     db.tandem_ok(&["complete"]);
@@ -187,6 +202,108 @@ async fn drop_constraint_without_up_or_down_copies_the_value() {
         .unwrap();
     assert_eq!(
         texts(&v3, "SELECT coalesce(age, '-') FROM people ORDER BY id").await,
-        ["30", "-", "12", "99", "12345"]
+        ["30", "-", "12", "99999", "12345"]
+    );
+}
+
+/// Runs `start` on a file that must be refused: exit 2, every pointer named, nothing changed.
+async fn refused(db: &TestDb, name: &str, json: &str, pointers: &[&str]) {
+    let admin = db.client().await;
+    let before = crate::support::catalog_snapshot(&admin).await;
+    let file = migration_file(name, json);
+    let out = db.tandem(&["start", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+    for pointer in pointers {
+        assert!(
+            stderr.contains(&format!("{pointer}:")),
+            "{name}: no {pointer} in {stderr}"
+        );
+    }
+    assert_eq!(
+        before,
+        crate::support::catalog_snapshot(&admin).await,
+        "{name}"
+    );
+    assert_eq!(db.tandem_ok(&["latest", "schema"]).trim(), V1);
+}
+
+#[tokio::test]
+async fn validation_pgroll_does_refuses_before_anything_changes() {
+    let (db, v1) = setup().await;
+    let long = "x".repeat(64);
+    refused(
+        &db,
+        "02_long.json",
+        &format!(
+            r#"{{"operations": [
+            {{"create_table": {{"name": "{long}", "columns": [{{"name": "{long}", "type": "int"}}]}}}},
+            {{"add_column": {{"table": "people", "column": {{"name": "{long}", "type": "int", "nullable": true}}}}}},
+            {{"create_constraint": {{"table": "people", "name": "{long}", "type": "unique", "columns": ["email"], "up": {{"email": "email"}}}}}},
+            {{"create_index": {{"name": "{long}", "table": "people", "columns": ["email"]}}}}]}}"#
+        ),
+        &[
+            "/operations/0/create_table/name",
+            "/operations/0/create_table/columns/0/name",
+            "/operations/1/add_column/column/name",
+            "/operations/2/create_constraint/name",
+            "/operations/3/create_index/name",
+        ],
+    )
+    .await;
+    refused(
+        &db,
+        "02_no_up.json",
+        r#"{"operations": [{"create_constraint": {"table": "people", "name": "name_email", "type": "unique",
+            "columns": ["name", "email"], "up": {"name": "name"}}}]}"#,
+        &["/operations/0/create_constraint/up"],
+    )
+    .await;
+    refused(
+        &db,
+        "02_noop.json",
+        r#"{"operations": [
+            {"alter_column": {"table": "people", "column": "email", "nullable": true, "down": "email"}},
+            {"alter_column": {"table": "people", "column": "name", "nullable": false, "up": "name"}},
+            {"alter_column": {"table": "people", "column": "age", "nullable": false}}]}"#,
+        &[
+            "/operations/0/alter_column/nullable",
+            "/operations/1/alter_column/nullable",
+            "/operations/2/alter_column/up",
+        ],
+    )
+    .await;
+    // drop_multicolumn_constraint needs a `down` for every column of the constraint.
+    let file = migration_file(
+        "02_pair.json",
+        r#"{"operations": [{"create_constraint": {"table": "people", "name": "people_pair", "type": "unique",
+            "columns": ["name", "email"], "up": {"name": "name || '-' || id", "email": "email"}}}]}"#,
+    );
+    db.tandem_ok(&["start", "--complete", file.to_str().unwrap()]);
+    let admin = db.client().await;
+    let before = crate::support::catalog_snapshot(&admin).await;
+    let file = migration_file(
+        "03_drop_pair.json",
+        r#"{"operations": [{"drop_multicolumn_constraint": {"table": "people", "name": "people_pair",
+            "down": {"name": "name"}}}]}"#,
+    );
+    let out = db.tandem(&["start", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/operations/0/drop_multicolumn_constraint/down:")
+            && stderr.contains("\"email\""),
+        "{stderr}"
+    );
+    assert_eq!(before, crate::support::catalog_snapshot(&admin).await);
+    assert_eq!(db.tandem_ok(&["latest", "schema"]).trim(), "public_02_pair");
+    // Both versions still write and read.
+    v1.batch_execute("INSERT INTO people (name) VALUES ('carol')")
+        .await
+        .unwrap();
+    let v2 = db.client_on("public_02_pair").await;
+    assert_eq!(
+        texts(&v2, "SELECT name FROM people ORDER BY id").await,
+        ["alice-1", "bob-2", "carol"]
     );
 }

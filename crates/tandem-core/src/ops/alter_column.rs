@@ -59,6 +59,42 @@ impl Op for AlterColumn {
         if self.needs_shadow() && (column.identity.is_some() || column.generated.is_some()) {
             problems.push(Problem::new("/column", format!("column \"{}\" is an identity or generated column; altering it is not supported yet", self.column)));
         }
+        // As in pgroll, a change to what the column already is is refused: it would copy
+        // the column for nothing.
+        match self.nullable {
+            Some(true) if column.nullable => problems.push(
+                Problem::new(
+                    "/nullable",
+                    format!("column \"{}\" is already nullable", self.column),
+                )
+                .with_hint("remove `nullable`"),
+            ),
+            Some(false) if !column.nullable => problems.push(
+                Problem::new(
+                    "/nullable",
+                    format!("column \"{}\" is already NOT NULL", self.column),
+                )
+                .with_hint("remove `nullable`"),
+            ),
+            _ => {}
+        }
+        let new_constraints = [
+            ("/unique/name", self.unique.as_ref().map(|u| &u.name)),
+            ("/check/name", self.check.as_ref().map(|c| &c.name)),
+            (
+                "/references/name",
+                self.references.as_ref().map(|r| &r.name),
+            ),
+        ];
+        for (pointer, name) in new_constraints {
+            let Some(name) = name else { continue };
+            if table.constraint(name).is_some() || schema.index(name).is_some() {
+                problems.push(Problem::new(
+                    pointer,
+                    format!("a constraint or index named \"{name}\" already exists"),
+                ));
+            }
+        }
         if self.nullable == Some(false)
             && column.nullable
             && super::given(self.up.as_deref()).is_none()

@@ -483,7 +483,7 @@ mod tests {
         let after = columns_after(
             r#"{"operations": [
                 {"create_constraint": {"table": "items", "name": "chk", "type": "check",
-                    "columns": ["body"], "check": "length(body) < 1000"}},
+                    "columns": ["body"], "check": "length(body) < 1000", "up": {"body": "left(body, 999)"}}},
                 {"add_column": {"table": "items", "column": {"name": "n", "type": "int", "nullable": true}}},
                 {"alter_column": {"table": "items", "column": "body", "type": "varchar(300)", "up": "left(body, 300)"}}]}"#,
         );
