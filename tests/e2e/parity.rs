@@ -307,3 +307,91 @@ async fn validation_pgroll_does_refuses_before_anything_changes() {
         ["alice-1", "bob-2", "carol"]
     );
 }
+
+#[tokio::test]
+async fn a_type_change_drops_the_default_and_checks_that_no_longer_fit() {
+    let (db, v1) = setup().await;
+    let file = migration_file(
+        "02_age_default.json",
+        r#"{"operations": [{"alter_column": {"table": "people", "column": "age", "default": "'unknown'"}}]}"#,
+    );
+    db.tandem_ok(&["start", "--complete", file.to_str().unwrap()]);
+    let file = migration_file(
+        "02_age_rules.json",
+        r#"{"operations": [
+            {"create_constraint": {"table": "people", "name": "age_nonempty", "type": "check",
+              "columns": ["age"], "check": "length(age) > 0", "up": {"age": "nullif(age, '')"}}},
+            {"add_column": {"table": "people", "column": {"name": "score", "type": "integer",
+              "default": "5", "check": {"name": "score_positive", "constraint": "score >= 0"}}}}
+        ]}"#,
+    );
+    db.tandem_ok(&["start", "--complete", file.to_str().unwrap()]);
+    drop(v1);
+    let v2 = db.client_on("public_02_age_rules").await;
+    // age becomes an integer: its text default and its length() check cannot apply, and are
+    // dropped (pgroll's rule); score becomes a bigint and keeps both of its own.
+    let migration = r#"{"operations": [
+        {"alter_column": {"table": "people", "column": "age", "type": "integer",
+          "up": "CASE WHEN age ~ '^[0-9]+$' THEN age::integer END", "down": "age::text"}},
+        {"alter_column": {"table": "people", "column": "score", "type": "bigint"}}
+    ]}"#;
+    let file = migration_file("03_age_int.json", migration);
+    start_roll_back_start(&db, &file).await;
+    let v3 = db.client_on("public_03_age_int").await;
+    v2.batch_execute("INSERT INTO people (name) VALUES ('carol'); INSERT INTO people (name, age) VALUES ('dave', '41')")
+        .await
+        .unwrap();
+    v3.batch_execute("INSERT INTO people (name, age) VALUES ('erin', 7); INSERT INTO people (name) VALUES ('fred')")
+        .await
+        .unwrap();
+    assert!(v3
+        .batch_execute("INSERT INTO people (name, score) VALUES ('neg', -1)")
+        .await
+        .is_err());
+    let rows =
+        "SELECT name || ' ' || coalesce(age::text, '-') || ' ' || score FROM people ORDER BY id";
+    assert_eq!(
+        texts(&v3, rows).await,
+        [
+            "alice 30 5",
+            "bob - 5",
+            "carol - 5",
+            "dave 41 5",
+            "erin 7 5",
+            "fred - 5"
+        ]
+    );
+    assert_eq!(
+        texts(&v2, rows).await,
+        [
+            "alice 30 5",
+            "bob - 5",
+            "carol unknown 5",
+            "dave 41 5",
+            "erin 7 5",
+            "fred - 5"
+        ]
+    );
+    db.tandem_ok(&["complete"]);
+    let v3 = db.client_on("public_03_age_int").await;
+    v3.batch_execute("INSERT INTO people (name) VALUES ('gina')")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(
+            &v3,
+            "SELECT coalesce(age::text, '-') || ' ' || score FROM people WHERE name = 'gina'"
+        )
+        .await,
+        ["- 5"]
+    );
+    let c = db.client().await;
+    assert_eq!(
+        texts(&c, "SELECT attname || ' ' || format_type(atttypid, atttypmod) || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-') FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE attrelid = 'public.people'::regclass AND attname IN ('age', 'score') ORDER BY attname").await,
+        ["age integer -", "score bigint 5"]
+    );
+    assert_eq!(
+        texts(&c, "SELECT conname::text FROM pg_constraint WHERE conrelid = 'public.people'::regclass AND contype = 'c' ORDER BY 1").await,
+        ["score_positive"]
+    );
+}

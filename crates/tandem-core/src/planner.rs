@@ -54,6 +54,9 @@ pub struct PlanCx<'a> {
     pub(crate) table_pointers: BTreeMap<String, String>,
     /// Tables the contract drops whole: (physical name before, name set aside at start).
     pub(crate) dropped_tables: Vec<(String, String)>,
+    /// (physical table, physical column) whose default, carried over a type change, is
+    /// skipped where it does not fit the new type (on the table and on the view alike).
+    pub(crate) tolerant_defaults: std::collections::BTreeSet<(String, String)>,
 }
 
 impl PlanCx<'_> {
@@ -190,6 +193,10 @@ impl PlanCx<'_> {
             .cloned()
             .unwrap_or_default()
     }
+    pub(crate) fn tolerant_default(&mut self, table: &str, column: &str) {
+        self.tolerant_defaults
+            .insert((table.to_string(), column.to_string()));
+    }
     pub fn views_from_live_schema(&mut self) {
         self.views_from_live_schema = true;
     }
@@ -289,6 +296,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         shadow_not_null: BTreeMap::new(),
         table_pointers: BTreeMap::new(),
         dropped_tables: Vec::new(),
+        tolerant_defaults: Default::default(),
     };
     let mut schema = input.schema.clone();
     for (i, operation) in input.migration.operations.iter().enumerate() {
@@ -492,7 +500,11 @@ fn start_steps(cx: &mut PlanCx, after: &Schema) -> Vec<Step> {
     }
     cx.backfills = requests;
     if !cx.views_from_live_schema {
-        steps.extend(views::create_version_schema(after, cx.version_schema));
+        steps.extend(views::create_version_schema_with(
+            after,
+            cx.version_schema,
+            &cx.tolerant_defaults,
+        ));
     }
     steps
 }

@@ -22,7 +22,7 @@ mod set_replica_identity;
 mod shadow;
 mod sql;
 
-pub(crate) use shadow::copy_onto_shadows;
+pub(crate) use shadow::{copy_onto_shadows, unless_it_raises};
 
 /// An operation of a migration file.
 pub trait Op {
