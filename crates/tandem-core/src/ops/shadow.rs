@@ -21,7 +21,7 @@ pub(crate) fn unless_it_raises(sql: &str, condition: &str) -> String {
 }
 
 /// `sql`, run only if constraint `name` of `table` exists (a copy the type change dropped).
-fn if_constraint_exists(base: &str, table: &str, name: &str, sql: &str) -> String {
+pub(crate) fn if_constraint_exists(base: &str, table: &str, name: &str, sql: &str) -> String {
     let body = format!(
         "BEGIN\n  IF EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE conrelid = {}::regclass AND conname = {}) THEN\n    {sql};\n  END IF;\nEND",
         quote_literal(&qualified(base, table)),
