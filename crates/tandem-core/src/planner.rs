@@ -57,6 +57,10 @@ pub struct PlanCx<'a> {
     /// (physical table, physical column) whose default, carried over a type change, is
     /// skipped where it does not fit the new type (on the table and on the view alike).
     pub(crate) tolerant_defaults: std::collections::BTreeSet<(String, String)>,
+    /// Contract steps on one column: (physical table, physical column, step), kept unless a
+    /// later operation replaces that column by a shadow (which is created as the step would
+    /// leave the column, and the old column is gone when the contract runs).
+    pub(crate) column_contract: Vec<(String, String, Step)>,
 }
 
 impl PlanCx<'_> {
@@ -193,6 +197,11 @@ impl PlanCx<'_> {
             .cloned()
             .unwrap_or_default()
     }
+    /// A contract step that changes `column` of `physical_table` in place.
+    pub fn contract_on_column(&mut self, physical_table: &str, column: &str, step: Step) {
+        self.column_contract
+            .push((physical_table.to_string(), column.to_string(), step));
+    }
     pub(crate) fn tolerant_default(&mut self, table: &str, column: &str) {
         self.tolerant_defaults
             .insert((table.to_string(), column.to_string()));
@@ -297,6 +306,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         table_pointers: BTreeMap::new(),
         dropped_tables: Vec::new(),
         tolerant_defaults: Default::default(),
+        column_contract: Vec::new(),
     };
     let mut schema = input.schema.clone();
     for (i, operation) in input.migration.operations.iter().enumerate() {
@@ -316,6 +326,15 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         }
         cx.rollback.push(Vec::new());
         op.plan(&mut schema, &mut cx);
+    }
+    for (table, column, step) in std::mem::take(&mut cx.column_contract) {
+        let replaced = cx
+            .shadow_origins
+            .iter()
+            .any(|((t, _), origin)| *t == table && *origin == column);
+        if !replaced {
+            cx.contract(&table, step);
+        }
     }
     crate::ops::copy_onto_shadows(&mut cx, &schema);
     crate::partitions::follow_parents(&cx, &mut schema);

@@ -285,8 +285,9 @@ impl AlterColumn {
                 Some(d) => format!("ALTER TABLE {target} ALTER COLUMN {col} SET DEFAULT {d}"),
                 None => format!("ALTER TABLE {target} ALTER COLUMN {col} DROP DEFAULT"),
             };
-            cx.contract(
+            cx.contract_on_column(
                 physical_table,
+                &column.physical,
                 Step::sql(Phase::Complete, format!("change the default of {col}"), sql)
                     .lock(Lock::AccessExclusive),
             );
