@@ -43,6 +43,14 @@ async fn version_schema_is_prefixed_with_the_schema_as_in_pgroll() {
         db.tandem_ok(&["latest", "schema"]).trim(),
         "public_add_nick"
     );
+    let url = db.tandem_ok(&["latest", "url"]);
+    assert!(url.contains("public_add_nick"), "{url}");
+    // From the files alone, too.
+    let dir = file.parent().unwrap().to_str().unwrap();
+    assert_eq!(
+        db.tandem_ok(&["latest", "schema", "--local", dir]).trim(),
+        "public_add_nick"
+    );
     let status = db.tandem_ok(&["status", "--json"]);
     assert!(status.contains("\"public_add_nick\""), "{status}");
     let c = db.client().await;
@@ -75,6 +83,12 @@ async fn version_schema_is_prefixed_with_the_schema_as_in_pgroll() {
         db.tandem_ok(&["latest", "schema"]).trim(),
         "public_add_nick"
     );
+    // pull writes the file's own value back, which names the same schema when replayed.
+    let pulled = std::env::temp_dir().join(format!("tandem-parity-pull-{}", std::process::id()));
+    db.tandem_ok(&["pull", pulled.to_str().unwrap()]);
+    let text = std::fs::read_to_string(pulled.join("02_add_nick.json")).unwrap();
+    assert!(text.contains("\"version_schema\": \"add_nick\""), "{text}");
+    let _ = std::fs::remove_dir_all(&pulled);
 }
 
 #[tokio::test]
