@@ -287,6 +287,22 @@ async fn validation_pgroll_does_refuses_before_anything_changes() {
         ],
     )
     .await;
+    refused(
+        &db,
+        "02_refs.json",
+        r#"{"operations": [
+            {"alter_column": {"table": "people", "column": "email", "up": "email", "down": "email",
+              "references": {"name": "email_fk", "table": "people", "column": "nope"}}},
+            {"create_constraint": {"table": "people", "name": "age_fk", "type": "foreign_key",
+              "columns": ["age"], "references": {"table": "people", "columns": ["nope"]}, "up": {"age": "age"}}},
+            {"alter_column": {"table": "people", "column": "name", "unique": {"name": "people_pkey"}}}]}"#,
+        &[
+            "/operations/0/alter_column/references/column",
+            "/operations/1/create_constraint/references/columns/0",
+            "/operations/2/alter_column/unique/name",
+        ],
+    )
+    .await;
     // drop_multicolumn_constraint needs a `down` for every column of the constraint.
     let file = migration_file(
         "02_pair.json",

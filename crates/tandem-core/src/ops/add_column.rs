@@ -45,8 +45,14 @@ impl Op for AddColumn {
             );
         }
         if let Some(r) = &self.column.references {
-            if schema.table(&r.table).is_none() {
-                problems.push(unknown_table("/column/references/table", &r.table, schema));
+            match schema.table(&r.table) {
+                None => problems.push(unknown_table("/column/references/table", &r.table, schema)),
+                Some(t) if t.column(&r.column).is_none() => problems.push(super::unknown_column(
+                    "/column/references/column",
+                    t,
+                    &r.column,
+                )),
+                Some(_) => {}
             }
         }
         problems

@@ -128,8 +128,13 @@ impl Op for AlterColumn {
             );
         }
         if let Some(r) = &self.references {
-            if schema.table(&r.table).is_none() {
-                problems.push(unknown_table("/references/table", &r.table, schema));
+            match schema.table(&r.table) {
+                None => problems.push(unknown_table("/references/table", &r.table, schema)),
+                // As in pgroll: the referenced column must exist too.
+                Some(t) if t.column(&r.column).is_none() => {
+                    problems.push(unknown_column("/references/column", t, &r.column))
+                }
+                Some(_) => {}
             }
             problems.extend(check_keyword(
                 &r.on_delete,

@@ -80,8 +80,19 @@ impl Op for CreateConstraint {
                     "a foreign key needs `references`",
                 )),
                 Some(r) => {
-                    if schema.table(&r.table).is_none() {
-                        problems.push(unknown_table("/references/table", &r.table, schema));
+                    match schema.table(&r.table) {
+                        None => problems.push(unknown_table("/references/table", &r.table, schema)),
+                        Some(t) => {
+                            for (i, c) in r.columns.iter().enumerate() {
+                                if t.column(c).is_none() {
+                                    problems.push(unknown_column(
+                                        &format!("/references/columns/{i}"),
+                                        t,
+                                        c,
+                                    ));
+                                }
+                            }
+                        }
                     }
                     if r.columns.len() != columns.len() {
                         problems.push(Problem::new(
