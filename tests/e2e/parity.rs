@@ -422,3 +422,37 @@ async fn a_type_change_drops_the_default_and_checks_that_no_longer_fit() {
         ["score_positive"]
     );
 }
+
+/// A migration started by an earlier tandem, which named its version schema by the bare
+/// `version_schema` value, is completed or rolled back under the name it was recorded with.
+#[tokio::test]
+async fn a_version_schema_recorded_by_the_old_rule_is_still_found() {
+    let (db, _v1) = setup().await;
+    let admin = db.client().await;
+    let before = crate::support::catalog_snapshot(&admin).await;
+    let migration = r#"{"version_schema": "nick_v2", "operations": [
+        {"add_column": {"table": "people", "column": {"name": "nick", "type": "text", "nullable": true},
+         "up": "upper(name)"}}]}"#;
+    let file = migration_file("02_nick.json", migration);
+    let path = file.to_str().unwrap();
+    // What the earlier naming left behind: the schema named `nick_v2`, recorded so.
+    let as_before = "ALTER SCHEMA public_nick_v2 RENAME TO nick_v2;
+        UPDATE tandem.migrations SET version_schema = 'nick_v2' WHERE name = '02_nick'";
+    db.tandem_ok(&["start", path]);
+    admin.batch_execute(as_before).await.unwrap();
+    db.tandem_ok(&["rollback"]);
+    assert_eq!(before, crate::support::catalog_snapshot(&admin).await);
+    db.tandem_ok(&["start", path]);
+    admin.batch_execute(as_before).await.unwrap();
+    assert_eq!(db.tandem_ok(&["latest", "schema"]).trim(), "nick_v2");
+    db.tandem_ok(&["complete"]);
+    let v2 = db.client_on("nick_v2").await;
+    v2.batch_execute("INSERT INTO people (name, nick) VALUES ('carol', 'C')")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&v2, "SELECT nick FROM people ORDER BY id").await,
+        ["ALICE", "BOB", "C"]
+    );
+    assert_eq!(db.tandem_ok(&["latest", "schema"]).trim(), "nick_v2");
+}

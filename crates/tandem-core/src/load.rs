@@ -66,6 +66,7 @@ fn build(file: MigrationFile, stem: &str) -> Migration {
         name: file.name.unwrap_or_else(|| stem.to_string()),
         version_schema: file.version_schema,
         operations: file.operations,
+        recorded_version_schema: None,
     }
 }
 
