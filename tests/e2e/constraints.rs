@@ -130,7 +130,7 @@ async fn multi_column_unique_and_foreign_key() {
         &db,
         "03_unique_title",
         r#"{"operations": [{"create_constraint": {"table": "tickets", "name": "tickets_title_zip", "type": "unique",
-            "columns": ["title", "seller_zip"], "up": {"title": "title || '-' || id"}, "down": {"title": "title"}}}]}"#,
+            "columns": ["title", "seller_zip"], "up": {"title": "title || '-' || id", "seller_zip": "seller_zip"}, "down": {"title": "title"}}}]}"#,
     )
     .await;
     v3.batch_execute("INSERT INTO tickets (id, seller_name, seller_zip, title) VALUES (20, 'ben', 2, 'same'), (21, 'ann', 1, 'same')").await.unwrap();

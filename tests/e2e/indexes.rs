@@ -462,7 +462,7 @@ async fn set_replica_identity_restores_a_previous_index_or_full_identity() {
 }
 
 #[tokio::test]
-async fn rename_constraint_renames_at_start_and_back_on_rollback() {
+async fn rename_constraint_renames_at_complete_as_pgroll_does() {
     let (db, v1) = setup().await;
     let c = db.client().await;
     let (db, v1, c) = (&db, &v1, &c);
@@ -479,34 +479,44 @@ async fn rename_constraint_renames_at_start_and_back_on_rollback() {
         {"rename_constraint": {"table": "items", "from": "items_name_price_key", "to": "items_unique_offer"}}]}"#;
     let round = &std::sync::atomic::AtomicUsize::new(0);
     round_trip(db, "02_rename_con", migration, || async move {
+        // Until complete, the old version (which may name them) sees the names it knows.
         assert_eq!(
             constraints().await,
-            ["Price Must Be Positive c", "items_unique_offer u"]
+            ["items_name_price_key u", "price_positive c"]
         );
-        // The index behind the unique constraint is renamed with it.
-        assert!(index(c, "items_unique_offer").await.is_some());
-        assert_eq!(index(c, "items_name_price_key").await, None);
+        assert!(index(c, "items_name_price_key").await.is_some());
         let v2 = db.client_on("public_02_rename_con").await;
         let err = v2
             .batch_execute("INSERT INTO items (name, price) VALUES ('free', 0)")
             .await
             .unwrap_err();
-        assert!(
-            format!("{err:?}").contains("Price Must Be Positive"),
-            "{err:?}"
-        );
+        assert!(format!("{err:?}").contains("price_positive"), "{err:?}");
         let err = v1
             .batch_execute("INSERT INTO items (name, price) VALUES ('apple', 3)")
             .await
             .unwrap_err();
-        assert!(format!("{err:?}").contains("items_unique_offer"), "{err:?}");
+        assert!(
+            format!("{err:?}").contains("items_name_price_key"),
+            "{err:?}"
+        );
         let n = round.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         both_versions_write(db, v1, "public_02_rename_con", &n.to_string()).await;
     })
     .await;
+    // Complete renamed them, and the index behind the unique constraint with it.
     assert_eq!(
         constraints().await,
         ["Price Must Be Positive c", "items_unique_offer u"]
+    );
+    assert_eq!(index(c, "items_name_price_key").await, None);
+    let v2 = db.client_on("public_02_rename_con").await;
+    let err = v2
+        .batch_execute("INSERT INTO items (name, price) VALUES ('free', 0)")
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:?}").contains("Price Must Be Positive"),
+        "{err:?}"
     );
     assert_eq!(
         index(c, "items_unique_offer").await,

@@ -25,6 +25,7 @@ mod lint;
 mod load;
 mod locks;
 mod operations;
+mod parity;
 mod plan;
 mod pooler;
 mod properties;

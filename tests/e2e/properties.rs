@@ -162,7 +162,7 @@ fn random_migration(rng: &mut Rng, tables: &mut Vec<ModelTable>) -> Value {
                 let (name, _) = t.columns[old[rng.next(old.len())]].clone();
                 t.changed.push(name.clone());
                 let check = format!("length({}) < 1000", quote(&name));
-                json!({"create_constraint": {"table": t.name, "name": fresh(rng, &[], "chk_"), "type": "check", "columns": [name], "check": check}})
+                json!({"create_constraint": {"table": t.name, "name": fresh(rng, &[], "chk_"), "type": "check", "columns": [name], "check": check, "up": {name.clone(): format!("left({}, 999)", quote(&name))}}})
             }
             4 => {
                 let to = fresh(rng, &names, "rt_");

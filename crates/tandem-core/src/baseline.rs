@@ -201,6 +201,7 @@ pub fn baseline_migration(name: &str, sql: String) -> Migration {
             down: None,
             on_complete: None,
         })],
+        recorded_version_schema: None,
     }
 }
 

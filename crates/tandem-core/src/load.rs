@@ -66,6 +66,7 @@ fn build(file: MigrationFile, stem: &str) -> Migration {
         name: file.name.unwrap_or_else(|| stem.to_string()),
         version_schema: file.version_schema,
         operations: file.operations,
+        recorded_version_schema: None,
     }
 }
 
@@ -647,13 +648,14 @@ fn consistency_problems(value: &Value, stem: &str) -> Vec<Found> {
     name_problems(value, stem, &mut found);
     let operations = value.get("operations").and_then(Value::as_array);
     for (i, operation) in operations.into_iter().flatten().enumerate() {
-        let Some((key, body)) = single_entry(operation) else {
+        let Some((key, raw_body)) = single_entry(operation) else {
             continue;
         };
-        let Some(body) = body.as_object() else {
+        let Some(body) = raw_body.as_object() else {
             continue;
         };
         let at = format!("/operations/{i}/{}", pointer_token(key));
+        long_name_problems(&at, key, raw_body, &mut found);
         match key.as_str() {
             "create_table" => create_table_problems(&at, body, &mut found),
             "add_column" => {
@@ -667,6 +669,87 @@ fn consistency_problems(value: &Value, stem: &str) -> Vec<Found> {
         }
     }
     found
+}
+
+/// The names an operation gives to tables, columns, constraints and indexes: (path, what).
+/// `*` stands for every item of a list.
+fn named_paths(operation: &str) -> &'static [(&'static str, &'static str)] {
+    match operation {
+        "create_table" => &[
+            ("name", "table"),
+            ("columns/*/name", "column"),
+            ("columns/*/check/name", "constraint"),
+            ("columns/*/references/name", "constraint"),
+            ("constraints/*/name", "constraint"),
+        ],
+        "add_column" => &[
+            ("column/name", "column"),
+            ("column/check/name", "constraint"),
+            ("column/references/name", "constraint"),
+        ],
+        "alter_column" => &[
+            ("name", "column"),
+            ("unique/name", "constraint"),
+            ("check/name", "constraint"),
+            ("references/name", "constraint"),
+        ],
+        "create_constraint" => &[("name", "constraint")],
+        "create_index" => &[("name", "index")],
+        "rename_table" => &[("to", "table")],
+        "rename_column" => &[("to", "column")],
+        "rename_constraint" => &[("to", "constraint")],
+        _ => &[],
+    }
+}
+
+/// A name over PostgreSQL's 63 bytes would be truncated silently (and could then collide),
+/// so, as pgroll does, it is refused.
+fn long_name_problems(at: &str, key: &str, body: &Value, found: &mut Vec<Found>) {
+    for (path, what) in named_paths(key) {
+        let mut values = Vec::new();
+        values_at(
+            body,
+            &path.split('/').collect::<Vec<_>>(),
+            at.to_string(),
+            &mut values,
+        );
+        for (pointer, value) in values {
+            let Some(name) = value.as_str() else { continue };
+            if name.len() > MAX_IDENT_BYTES {
+                let message = format!(
+                    "{what} name \"{name}\" is {} bytes; PostgreSQL names are at most \
+                     {MAX_IDENT_BYTES} bytes",
+                    name.len()
+                );
+                let hint = format!("choose a {what} name of at most {MAX_IDENT_BYTES} bytes");
+                found.push(Found::new(&pointer, message).hint(Some(hint)));
+            }
+        }
+    }
+}
+
+fn values_at<'a>(
+    value: &'a Value,
+    path: &[&str],
+    pointer: String,
+    out: &mut Vec<(String, &'a Value)>,
+) {
+    let Some((first, rest)) = path.split_first() else {
+        out.push((pointer, value));
+        return;
+    };
+    if *first == "*" {
+        for (i, item) in value.as_array().into_iter().flatten().enumerate() {
+            values_at(item, rest, format!("{pointer}/{i}"), out);
+        }
+    } else if let Some(next) = value.get(*first) {
+        values_at(
+            next,
+            rest,
+            format!("{pointer}/{}", pointer_token(first)),
+            out,
+        );
+    }
 }
 
 fn single_entry(value: &Value) -> Option<(&String, &Value)> {
@@ -1114,6 +1197,28 @@ mod tests {
         let too_long = format!("version_schema: {long}\n{text}");
         let p = load_migration("f.yaml", "m", &too_long, Format::Yaml).unwrap_err();
         assert_eq!(pointers(&p), ["/version_schema"]);
+    }
+
+    #[test]
+    fn names_over_63_bytes_are_refused() {
+        let long = "n".repeat(64);
+        let ok = "n".repeat(63);
+        let text = format!(
+            "operations:\n  - create_table:\n      name: {long}\n      columns:\n        - {{name: {long}, type: int, check: {{name: {long}, constraint: 'true'}}}}\n        - {{name: {ok}, type: int}}\n      constraints:\n        - {{name: {long}, type: unique, columns: [{ok}]}}\n  - create_index: {{name: {long}, table: t, columns: [a]}}\n  - alter_column: {{table: t, column: a, unique: {{name: {long}}}}}\n"
+        );
+        let p = problems(&text);
+        assert_eq!(
+            pointers(&p),
+            [
+                "/operations/0/create_table/name",
+                "/operations/0/create_table/columns/0/name",
+                "/operations/0/create_table/columns/0/check/name",
+                "/operations/0/create_table/constraints/0/name",
+                "/operations/1/create_index/name",
+                "/operations/2/alter_column/unique/name",
+            ]
+        );
+        assert!(p[0].message.starts_with("table name"), "{}", p[0].message);
     }
 
     #[test]

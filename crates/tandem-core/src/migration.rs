@@ -26,15 +26,23 @@ pub struct Migration {
     pub name: String,
     pub version_schema: Option<String>,
     pub operations: Vec<Operation>,
+    /// For a migration re-planned from the state schema: the version schema it was started
+    /// with, whatever the current naming rule gives (earlier tandem versions took
+    /// `version_schema` as the whole name), so that complete and rollback find it.
+    #[serde(skip)]
+    pub recorded_version_schema: Option<String>,
 }
 
 impl Migration {
-    /// The name of the version schema this migration creates for `schema`.
+    /// The name of the version schema this migration creates for `schema`: `<schema>_<name>`,
+    /// or `<schema>_<version_schema>` when the file sets `version_schema` (as pgroll names it:
+    /// `version_schema: add_table` gives `public_add_table`).
     pub fn version_schema_name(&self, schema: &str) -> String {
-        match &self.version_schema {
-            Some(v) => v.clone(),
-            None => format!("{schema}_{}", self.name),
+        if let Some(recorded) = &self.recorded_version_schema {
+            return recorded.clone();
         }
+        let suffix = self.version_schema.as_deref().unwrap_or(&self.name);
+        format!("{schema}_{suffix}")
     }
 }
 

@@ -56,6 +56,13 @@ pub struct PlanCx<'a> {
     pub(crate) table_pointers: BTreeMap<String, String>,
     /// Tables the contract drops whole: (physical name before, name set aside at start).
     pub(crate) dropped_tables: Vec<(String, String)>,
+    /// (physical table, physical column) whose default, carried over a type change, is
+    /// skipped where it does not fit the new type (on the table and on the view alike).
+    pub(crate) tolerant_defaults: std::collections::BTreeSet<(String, String)>,
+    /// Contract steps on one column: (physical table, physical column, step), kept unless a
+    /// later operation replaces that column by a shadow (which is created as the step would
+    /// leave the column, and the old column is gone when the contract runs).
+    pub(crate) column_contract: Vec<(String, String, Step)>,
 }
 
 impl PlanCx<'_> {
@@ -192,6 +199,15 @@ impl PlanCx<'_> {
             .cloned()
             .unwrap_or_default()
     }
+    /// A contract step that changes `column` of `physical_table` in place.
+    pub fn contract_on_column(&mut self, physical_table: &str, column: &str, step: Step) {
+        self.column_contract
+            .push((physical_table.to_string(), column.to_string(), step));
+    }
+    pub(crate) fn tolerant_default(&mut self, table: &str, column: &str) {
+        self.tolerant_defaults
+            .insert((table.to_string(), column.to_string()));
+    }
     pub fn views_from_live_schema(&mut self) {
         self.views_from_live_schema = true;
     }
@@ -283,7 +299,10 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         views_from_live_schema: false,
         views_from_live_schema_after_complete: false,
         irreversible: Vec::new(),
-        problems: isolation_problems(input.migration),
+        problems: isolation_problems(input.migration)
+            .into_iter()
+            .chain(version_schema_problem(input.migration, &version_schema))
+            .collect(),
         physical: input
             .schema
             .tables
@@ -302,6 +321,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         shadow_not_null: BTreeMap::new(),
         table_pointers: BTreeMap::new(),
         dropped_tables: Vec::new(),
+        tolerant_defaults: Default::default(),
+        column_contract: Vec::new(),
     };
     let mut schema = input.schema.clone();
     for (i, operation) in input.migration.operations.iter().enumerate() {
@@ -321,6 +342,15 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<Problem>> {
         }
         cx.rollback.push(Vec::new());
         op.plan(&mut schema, &mut cx);
+    }
+    for (table, column, step) in std::mem::take(&mut cx.column_contract) {
+        let replaced = cx
+            .shadow_origins
+            .iter()
+            .any(|((t, _), origin)| *t == table && *origin == column);
+        if !replaced {
+            cx.contract(&table, step);
+        }
     }
     crate::ops::copy_onto_shadows(&mut cx, &schema);
     crate::partitions::follow_parents(&cx, &mut schema);
@@ -452,6 +482,31 @@ fn contract_drops(cx: &PlanCx, after: &Schema) -> Vec<crate::dependents::Contrac
     drops
 }
 
+/// The version schema's name, `<schema>_<version>`, must fit PostgreSQL's 63 bytes: a longer
+/// one would be truncated silently, and two versions could then share a schema.
+fn version_schema_problem(migration: &Migration, version_schema: &str) -> Option<Problem> {
+    if version_schema.len() <= crate::ident::MAX_IDENT_BYTES {
+        return None;
+    }
+    let pointer = if migration.version_schema.is_some() {
+        "/version_schema"
+    } else {
+        ""
+    };
+    Some(
+        Problem::new(
+            pointer,
+            format!(
+                "the version schema name \"{version_schema}\" is {} bytes; PostgreSQL names are \
+                 at most {} bytes",
+                version_schema.len(),
+                crate::ident::MAX_IDENT_BYTES
+            ),
+        )
+        .with_hint("set \"version_schema\" to a shorter name (the schema name and `_` are put in front of it)"),
+    )
+}
+
 /// Raw SQL run at start can change anything, so (as in pgroll) it must be alone.
 fn isolation_problems(migration: &Migration) -> Vec<Problem> {
     if migration.operations.len() < 2 {
@@ -502,7 +557,11 @@ fn start_steps(cx: &mut PlanCx, after: &Schema) -> Vec<Step> {
     }
     cx.backfills = requests;
     if !cx.views_from_live_schema {
-        steps.extend(views::create_version_schema(after, cx.version_schema));
+        steps.extend(views::create_version_schema_with(
+            after,
+            cx.version_schema,
+            &cx.tolerant_defaults,
+        ));
         steps.extend(views::dropped_default_steps(
             cx.before,
             after,

@@ -211,7 +211,7 @@ fn assignments(locals: &[Local], targets: &[(String, String)]) -> String {
 }
 
 /// `serial` and friends are column shorthands, not types a variable can have.
-fn variable_type(column_type: &str) -> String {
+pub(crate) fn variable_type(column_type: &str) -> String {
     match column_type.trim().to_ascii_lowercase().as_str() {
         "serial" | "serial4" => "integer".to_string(),
         "bigserial" | "serial8" => "bigint".to_string(),

@@ -24,6 +24,17 @@ const PRIVILEGES: [&str; 8] = [
 ];
 
 pub fn create_version_schema(schema: &Schema, version_schema: &str) -> Vec<Step> {
+    create_version_schema_with(schema, version_schema, &Default::default())
+}
+
+/// The version schema, where the defaults of the `tolerant` (physical table, physical column)
+/// pairs are skipped if they do not fit the column's type (as on the table: see
+/// `ops::shadow::unless_it_raises`).
+pub fn create_version_schema_with(
+    schema: &Schema,
+    version_schema: &str,
+    tolerant: &std::collections::BTreeSet<(String, String)>,
+) -> Vec<Step> {
     let group = Tx::Group(format!("create version schema {version_schema}"));
     let mut steps = vec![Step::sql(
         Phase::Start,
@@ -57,6 +68,17 @@ pub fn create_version_schema(schema: &Schema, version_schema: &str) -> Vec<Step>
         );
         for column in table.columns.iter().filter(|c| c.default.is_some()) {
             let default = column.default.as_deref().unwrap_or_default();
+            let sql = format!(
+                "ALTER VIEW {} ALTER COLUMN {} SET DEFAULT {default}",
+                qualified(version_schema, &table.name),
+                quote_ident(&column.name)
+            );
+            let key = (table.physical.clone(), column.physical.clone());
+            let sql = if tolerant.contains(&key) {
+                crate::ops::unless_it_raises(&sql, "datatype_mismatch")
+            } else {
+                sql
+            };
             steps.push(
                 Step::sql(
                     Phase::Start,
@@ -64,11 +86,7 @@ pub fn create_version_schema(schema: &Schema, version_schema: &str) -> Vec<Step>
                         "copy the default of {} onto the view",
                         quote_ident(&column.name)
                     ),
-                    format!(
-                        "ALTER VIEW {} ALTER COLUMN {} SET DEFAULT {default}",
-                        qualified(version_schema, &table.name),
-                        quote_ident(&column.name)
-                    ),
+                    sql,
                 )
                 .tx(group.clone()),
             );

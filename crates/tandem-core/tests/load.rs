@@ -72,6 +72,48 @@ fn names_come_from_the_file_name_or_the_legacy_name_field() {
     assert_eq!(yaml.name, "03_add_column");
     let versioned = load_path(&dir.join("56_with_version_schema.yaml")).unwrap();
     assert!(versioned.version_schema.is_some());
+    // As pgroll names it: the schema, `_`, then the file's `version_schema`.
+    assert_eq!(
+        versioned.version_schema_name("public"),
+        "public_with_version_schema"
+    );
+    assert_eq!(yaml.version_schema_name("public"), "public_03_add_column");
+}
+
+#[test]
+fn a_version_schema_name_too_long_with_its_prefix_is_refused() {
+    let schema = tandem_core::schema::Schema {
+        name: "a_rather_long_schema_name".to_string(),
+        ..Default::default()
+    };
+    let text = format!(
+        "version_schema: {}\noperations:\n  - sql: {{up: SELECT 1}}\n",
+        "v".repeat(40)
+    );
+    let migration = load_migration("m.yaml", "m", &text, Format::Yaml).unwrap();
+    let input = tandem_core::planner::PlanInput {
+        schema: &schema,
+        migration: &migration,
+        previous_version_schema: None,
+    };
+    let problems = tandem_core::planner::plan(&input).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].pointer, "/version_schema");
+    let long_name = format!("m{}", "x".repeat(40));
+    let text = "operations:\n  - sql: {up: SELECT 1}\n";
+    let migration = load_migration("m.yaml", &long_name, text, Format::Yaml).unwrap();
+    let input = tandem_core::planner::PlanInput {
+        schema: &schema,
+        migration: &migration,
+        previous_version_schema: None,
+    };
+    let problems = tandem_core::planner::plan(&input).unwrap_err();
+    assert_eq!(problems[0].pointer, "");
+    assert!(problems[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("version_schema"));
 }
 
 #[test]

@@ -110,6 +110,7 @@ async fn tandem_backfill(
     let migration = Migration {
         name: format!("02_add_w_{table}"),
         version_schema: None,
+        recorded_version_schema: None,
         operations: vec![Operation::AddColumn(AddColumn {
             table: table.into(),
             up: Some("v * 2".into()),
@@ -193,6 +194,7 @@ async fn exclusive_holds(url: &str, client: &Client, rows: i64) -> (Duration, Du
     let migration = Migration {
         name: "02_change".into(),
         version_schema: None,
+        recorded_version_schema: None,
         operations: vec![
             Operation::AddColumn(AddColumn {
                 table: "accounts".into(),

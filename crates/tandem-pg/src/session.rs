@@ -563,8 +563,9 @@ impl Session {
 
     /// The in-flight migration's plan, re-derived from what was recorded at start.
     async fn replan(&self, record: &MigrationRecord) -> Result<Plan, Error> {
-        let migration: Migration = serde_json::from_value(record.migration.clone())
+        let mut migration: Migration = serde_json::from_value(record.migration.clone())
             .map_err(|e| Error::Database(format!("cannot read the recorded migration: {e}")))?;
+        migration.recorded_version_schema = Some(record.version_schema.clone());
         let schema: Schema = serde_json::from_value(record.schema_before.clone())
             .map_err(|e| Error::Database(format!("cannot read the recorded schema: {e}")))?;
         let previous = match &record.parent {

@@ -32,7 +32,7 @@ impl Op for AddColumn {
         let needs_up = !self.column.is_nullable()
             && self.column.default.is_none()
             && self.column.generated.is_none();
-        if needs_up && self.up.is_none() {
+        if needs_up && super::given(self.up.as_deref()).is_none() {
             problems.push(
                 Problem::new("/up", format!("column \"{}\" is NOT NULL without a default, so existing rows need a value", self.column.name))
                     .with_hint("add `up` (an SQL expression over the old row), a `default`, or set `nullable: true`"),
@@ -45,8 +45,14 @@ impl Op for AddColumn {
             );
         }
         if let Some(r) = &self.column.references {
-            if schema.table(&r.table).is_none() {
-                problems.push(unknown_table("/column/references/table", &r.table, schema));
+            match schema.table(&r.table) {
+                None => problems.push(unknown_table("/column/references/table", &r.table, schema)),
+                Some(t) if t.column(&r.column).is_none() => problems.push(super::unknown_column(
+                    "/column/references/column",
+                    t,
+                    &r.column,
+                )),
+                Some(_) => {}
             }
         }
         problems
@@ -123,10 +129,10 @@ impl Op for AddColumn {
         if self.column.is_unique() {
             self.add_unique(cx, &target, &physical_table, &physical);
         }
-        if let Some(up) = &self.up {
+        if let Some(up) = super::given(self.up.as_deref()) {
             let up = match schema.table(&self.table) {
                 Some(t) => cx.up_in_old_names(t, up),
-                None => up.clone(),
+                None => up.to_string(),
             };
             cx.sync_up(&physical_table, &physical, &up);
             cx.backfill(&physical_table, &physical, &up);

@@ -59,7 +59,46 @@ impl Op for AlterColumn {
         if self.needs_shadow() && (column.identity.is_some() || column.generated.is_some()) {
             problems.push(Problem::new("/column", format!("column \"{}\" is an identity or generated column; altering it is not supported yet", self.column)));
         }
-        if self.nullable == Some(false) && column.nullable && self.up.is_none() {
+        // As in pgroll, a change to what the column already is is refused: it would copy
+        // the column for nothing.
+        match self.nullable {
+            Some(true) if column.nullable => problems.push(
+                Problem::new(
+                    "/nullable",
+                    format!("column \"{}\" is already nullable", self.column),
+                )
+                .with_hint("remove `nullable`"),
+            ),
+            Some(false) if !column.nullable => problems.push(
+                Problem::new(
+                    "/nullable",
+                    format!("column \"{}\" is already NOT NULL", self.column),
+                )
+                .with_hint("remove `nullable`"),
+            ),
+            _ => {}
+        }
+        let new_constraints = [
+            ("/unique/name", self.unique.as_ref().map(|u| &u.name)),
+            ("/check/name", self.check.as_ref().map(|c| &c.name)),
+            (
+                "/references/name",
+                self.references.as_ref().map(|r| &r.name),
+            ),
+        ];
+        for (pointer, name) in new_constraints {
+            let Some(name) = name else { continue };
+            if table.constraint(name).is_some() || schema.index(name).is_some() {
+                problems.push(Problem::new(
+                    pointer,
+                    format!("a constraint or index named \"{name}\" already exists"),
+                ));
+            }
+        }
+        if self.nullable == Some(false)
+            && column.nullable
+            && super::given(self.up.as_deref()).is_none()
+        {
             problems.push(
                 Problem::new(
                     "/up",
@@ -71,9 +110,31 @@ impl Op for AlterColumn {
                 .with_hint("e.g. up: COALESCE(column, 'default')"),
             );
         }
+        if self.nullable == Some(true)
+            && !column.nullable
+            && super::given(self.down.as_deref()).is_none()
+        {
+            // As in pgroll: copied unchanged, a NULL the new version writes would break the
+            // old version's NOT NULL column.
+            problems.push(
+                Problem::new(
+                    "/down",
+                    format!(
+                        "making \"{}\" nullable needs `down` to give the old version a value for NULLs",
+                        self.column
+                    ),
+                )
+                .with_hint("e.g. down: COALESCE(column, 'default')"),
+            );
+        }
         if let Some(r) = &self.references {
-            if schema.table(&r.table).is_none() {
-                problems.push(unknown_table("/references/table", &r.table, schema));
+            match schema.table(&r.table) {
+                None => problems.push(unknown_table("/references/table", &r.table, schema)),
+                // As in pgroll: the referenced column must exist too.
+                Some(t) if t.column(&r.column).is_none() => {
+                    problems.push(unknown_column("/references/column", t, &r.column))
+                }
+                Some(_) => {}
             }
             problems.extend(check_keyword(
                 &r.on_delete,
@@ -229,8 +290,9 @@ impl AlterColumn {
                 Some(d) => format!("ALTER TABLE {target} ALTER COLUMN {col} SET DEFAULT {d}"),
                 None => format!("ALTER TABLE {target} ALTER COLUMN {col} DROP DEFAULT"),
             };
-            cx.contract(
+            cx.contract_on_column(
                 physical_table,
+                &column.physical,
                 Step::sql(Phase::Complete, format!("change the default of {col}"), sql)
                     .lock(Lock::AccessExclusive),
             );

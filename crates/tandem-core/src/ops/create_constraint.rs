@@ -42,6 +42,24 @@ impl Op for CreateConstraint {
                 problems.push(unknown_column(&format!("/columns/{i}"), table, c));
             }
         }
+        // As in pgroll: copied unchanged, an old-version value could break the new constraint,
+        // so each column says how it is made to fit (`down` defaults to a copy: the old
+        // columns have no such constraint).
+        let ups = self.up.as_ref();
+        for c in &columns {
+            let given = ups.and_then(|m| m.get(c)).map(String::as_str);
+            if super::given(given).is_none() && table.column(c).is_some() {
+                problems.push(
+                    Problem::new(
+                        if ups.is_some() { "/up" } else { "" },
+                        format!("`up` has no expression for column \"{c}\" of the constraint"),
+                    )
+                    .with_hint(format!(
+                        "add \"{c}\" to `up`: an SQL expression over the old row that makes the value fit (e.g. the column itself, \"{c}\")"
+                    )),
+                );
+            }
+        }
         for (field, map) in [("up", &self.up), ("down", &self.down)] {
             for key in map.iter().flat_map(|m| m.keys()) {
                 if !columns.contains(key) {
@@ -62,8 +80,19 @@ impl Op for CreateConstraint {
                     "a foreign key needs `references`",
                 )),
                 Some(r) => {
-                    if schema.table(&r.table).is_none() {
-                        problems.push(unknown_table("/references/table", &r.table, schema));
+                    match schema.table(&r.table) {
+                        None => problems.push(unknown_table("/references/table", &r.table, schema)),
+                        Some(t) => {
+                            for (i, c) in r.columns.iter().enumerate() {
+                                if t.column(c).is_none() {
+                                    problems.push(unknown_column(
+                                        &format!("/references/columns/{i}"),
+                                        t,
+                                        c,
+                                    ));
+                                }
+                            }
+                        }
                     }
                     if r.columns.len() != columns.len() {
                         problems.push(Problem::new(

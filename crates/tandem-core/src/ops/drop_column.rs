@@ -33,7 +33,7 @@ impl Op for DropColumn {
             || column.default.is_some()
             || column.identity.is_some()
             || column.generated.is_some();
-        if !fillable && self.down.is_none() {
+        if !fillable && super::given(self.down.as_deref()).is_none() {
             problems.push(
                 Problem::new("/down", format!("column \"{}\" is NOT NULL without a default: rows the new version inserts would have no value for old versions", self.column))
                     .with_hint("add `down`: an SQL expression over the new row that fills the old column"),
@@ -69,7 +69,7 @@ impl Op for DropColumn {
             return;
         }
         let column = table.columns.remove(position);
-        if let Some(down) = &self.down {
+        if let Some(down) = super::given(self.down.as_deref()) {
             cx.sync_down(&physical_table, &column.physical, down);
         }
     }

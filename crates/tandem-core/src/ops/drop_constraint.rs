@@ -16,7 +16,11 @@ impl Op for DropConstraint {
         let Some(table) = schema.table(&self.table) else {
             return vec![unknown_table("/table", &self.table, schema)];
         };
-        check_droppable(table, &self.name, false)
+        let mut problems = check_droppable(table, &self.name, false);
+        if problems.is_empty() && super::given(self.down.as_deref()).is_none() {
+            problems.push(missing_down(&self.name, None));
+        }
+        problems
     }
 
     fn plan(&self, schema: &mut Schema, cx: &mut PlanCx) {
@@ -87,6 +91,23 @@ pub(crate) fn check_droppable(
         );
     }
     problems
+}
+
+/// As in pgroll, dropping a constraint needs `down`: copied unchanged, a value the new version
+/// writes could break the constraint the old version's column still has.
+pub(crate) fn missing_down(name: &str, column: Option<&str>) -> Problem {
+    let (pointer, what) = match column {
+        Some(c) => (
+            "/down".to_string(),
+            format!("`down` has no expression for column \"{c}\""),
+        ),
+        None => (String::new(), "missing `down`".to_string()),
+    };
+    Problem::new(
+        pointer,
+        format!("{what}: the old version's column keeps constraint \"{name}\", which a copied value may break"),
+    )
+    .with_hint("add `down`: an SQL expression over the new row that gives the old version a value its constraint accepts")
 }
 
 pub(crate) fn forget_constraint(schema: &mut Schema, table: &str, name: &str) {

@@ -3,6 +3,7 @@
 
 use crate::migration::DropMulticolumnConstraint;
 use crate::ops::drop_constraint::{check_droppable, drop_directly, forget_constraint};
+
 use crate::ops::shadow::{shadow_column, ShadowSpec};
 use crate::ops::{unknown_table, Op};
 use crate::planner::PlanCx;
@@ -16,6 +17,16 @@ impl Op for DropMulticolumnConstraint {
         };
         let mut problems = check_droppable(table, &self.name, true);
         if let Some(con) = table.constraint(&self.name) {
+            for c in &con.columns {
+                let down = self
+                    .down
+                    .as_ref()
+                    .and_then(|m| m.get(c))
+                    .map(String::as_str);
+                if super::given(down).is_none() {
+                    problems.push(super::drop_constraint::missing_down(&self.name, Some(c)));
+                }
+            }
             for (field, map) in [("up", &self.up), ("down", &self.down)] {
                 for key in map.iter().flat_map(|m| m.keys()) {
                     if !con.columns.contains(key) {

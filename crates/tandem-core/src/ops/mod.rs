@@ -22,7 +22,7 @@ mod set_replica_identity;
 mod shadow;
 mod sql;
 
-pub(crate) use shadow::copy_onto_shadows;
+pub(crate) use shadow::{copy_onto_shadows, unless_it_raises};
 
 /// An operation of a migration file.
 pub trait Op {
@@ -54,6 +54,12 @@ pub fn op_for(operation: &Operation) -> &dyn Op {
         Operation::RenameConstraint(o) => o,
         Operation::SetReplicaIdentity(o) => o,
     }
+}
+
+/// An `up` or `down` as the file gives it: an empty (or blank) one is the same as none, as in
+/// pgroll, where the default then applies.
+pub(crate) fn given(expr: Option<&str>) -> Option<&str> {
+    expr.filter(|e| !e.trim().is_empty())
 }
 
 /// The problem every operation reports for a table that is not there.

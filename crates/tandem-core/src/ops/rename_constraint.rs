@@ -1,10 +1,13 @@
-//! `rename_constraint`: constraint names are not visible through the version schemas' views,
-//! so the constraint is renamed at start (a catalog-only change) and renamed back by rollback.
-//! PostgreSQL renames the index behind a unique, primary-key or exclusion constraint with it.
+//! `rename_constraint`: as in pgroll, the constraint is renamed at complete (a catalog-only
+//! change), so the old version, which may name it (in its error handling, say), keeps seeing
+//! the name it knows until then; rollback has nothing to undo. A constraint of a table this
+//! migration creates is renamed at once: no old version sees it. PostgreSQL renames the index
+//! behind a unique, primary-key or exclusion constraint with it.
 
 use crate::ident::{qualified, quote_ident, MAX_IDENT_BYTES};
 use crate::migration::RenameConstraint;
 use crate::ops::create_index::check_relation_name;
+use crate::ops::shadow::if_constraint_exists;
 use crate::ops::{unknown_table, Op};
 use crate::plan::{Lock, Phase, Step};
 use crate::planner::PlanCx;
@@ -119,11 +122,31 @@ impl Op for RenameConstraint {
             )
             .lock(Lock::AccessExclusive)
         };
-        let start = rename(Phase::Start, &self.from, &self.to);
-        let rollback = rename(Phase::Rollback, &self.to, &self.from);
-        cx.start(start);
-        // Not idempotent: runs only if the rename at start did.
-        cx.rollback_of_last_start(rollback);
+        if cx.created_here(&table.physical) {
+            cx.start(rename(Phase::Start, &self.from, &self.to));
+        } else {
+            // In the table's contract transaction. A constraint that went with an old column
+            // replaced by a shadow has nothing left to rename (its copy gets the name).
+            let sql = format!(
+                "ALTER TABLE {target} RENAME CONSTRAINT {} TO {}",
+                quote_ident(&self.from),
+                quote_ident(&self.to)
+            );
+            let guarded = if_constraint_exists(cx.base, &table.physical, &self.from, &sql);
+            let step = Step::sql(
+                Phase::Complete,
+                format!(
+                    "rename constraint {} of {} to {}",
+                    quote_ident(&self.from),
+                    quote_ident(&table.physical),
+                    quote_ident(&self.to)
+                ),
+                guarded,
+            )
+            .lock(Lock::AccessExclusive);
+            let physical = table.physical.clone();
+            cx.contract(&physical, step);
+        }
         for constraint in table.constraints.iter_mut().filter(|c| c.name == self.from) {
             constraint.name = self.to.clone();
         }

@@ -9,6 +9,27 @@ use crate::plan::{Hazard, Lock, Phase, Step, Tx};
 use crate::planner::PlanCx;
 use crate::schema::{ConstraintKind, Schema, Table};
 
+/// `sql`, skipped where PostgreSQL raises `condition` (an SQLSTATE condition name): pgroll's
+/// rule for what a type change drops. Copying a column's default or checks onto a copy of
+/// another type, pgroll ignores exactly the errors that say they cannot apply to it
+/// (`datatype_mismatch` for a default, `undefined_function` for a check such as
+/// `length(age) > 0` on an integer). The planner cannot know the casts and functions of the
+/// database, so the step carries the rule and PostgreSQL decides.
+pub(crate) fn unless_it_raises(sql: &str, condition: &str) -> String {
+    let body = format!("BEGIN\n  {sql};\nEXCEPTION WHEN {condition} THEN NULL;\nEND");
+    format!("DO {}", crate::ident::dollar_quote(&body))
+}
+
+/// `sql`, run only if constraint `name` of `table` exists (a copy the type change dropped).
+pub(crate) fn if_constraint_exists(base: &str, table: &str, name: &str, sql: &str) -> String {
+    let body = format!(
+        "BEGIN\n  IF EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE conrelid = {}::regclass AND conname = {}) THEN\n    {sql};\n  END IF;\nEND",
+        quote_literal(&qualified(base, table)),
+        quote_literal(name)
+    );
+    format!("DO {}", crate::ident::dollar_quote(&body))
+}
+
 /// What the copy should look like, where it differs from the column.
 #[derive(Default)]
 pub(crate) struct ShadowSpec<'a> {
@@ -54,19 +75,42 @@ pub(crate) fn shadow_column(
         }
         (c.physical.clone(), shadow)
     };
+    // An omitted (or empty) `up`/`down` copies the value unchanged, as pgroll's default does,
+    // cast to the other side's type when the type changes. A shadow reused by a later
+    // operation that gives none and changes no type keeps what the earlier one set.
+    let old_type = cx
+        .before
+        .table_by_physical(&t.physical)
+        .and_then(|b| b.column_by_physical(&original))
+        .map_or_else(|| c.type_name.clone(), |b| b.type_name.clone());
+    let new_type = spec
+        .type_name
+        .map_or_else(|| c.type_name.clone(), str::to_string);
+    let cast = |value: String, to: &str| {
+        if old_type == new_type {
+            value
+        } else {
+            format!("CAST({value} AS {})", crate::sync::variable_type(to))
+        }
+    };
+    let keep_earlier = existing && spec.type_name.is_none();
     // The trigger's defaults name the row's fields directly; the backfill's names the table's.
-    let up = spec.up.map(|u| cx.up_in_old_names(&t, u));
-    let trigger_up = up
-        .clone()
-        .unwrap_or_else(|| format!("NEW.{}", quote_ident(&original)));
-    let trigger_down = spec
-        .down
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("NEW.{}", quote_ident(&shadow)));
-    let backfill_up = up.unwrap_or_else(|| quote_ident(&original));
-    cx.sync_up(&t.physical, &shadow, &trigger_up);
-    cx.sync_down(&t.physical, &original, &trigger_down);
-    cx.backfill(&t.physical, &shadow, &backfill_up);
+    let up = super::given(spec.up).map(|u| cx.up_in_old_names(&t, u));
+    if up.is_some() || !keep_earlier {
+        let trigger_up = up
+            .clone()
+            .unwrap_or_else(|| cast(format!("NEW.{}", quote_ident(&original)), &new_type));
+        let backfill_up = up.unwrap_or_else(|| cast(quote_ident(&original), &new_type));
+        cx.sync_up(&t.physical, &shadow, &trigger_up);
+        cx.backfill(&t.physical, &shadow, &backfill_up);
+    }
+    let down = super::given(spec.down);
+    if down.is_some() || !keep_earlier {
+        let trigger_down = down
+            .map(str::to_string)
+            .unwrap_or_else(|| cast(format!("NEW.{}", quote_ident(&shadow)), &old_type));
+        cx.sync_down(&t.physical, &original, &trigger_down);
+    }
     if let (true, Some(nullable)) = (existing, spec.nullable) {
         cx.shadow_not_null
             .insert((t.physical.clone(), shadow.clone()), !nullable);
@@ -122,11 +166,18 @@ fn create(cx: &mut PlanCx, t: &Table, original: &str, shadow: &str, spec: &Shado
         Some(d) => d.map(str::to_string),
         None => c.default.clone(),
     };
+    // The column's own default, carried onto a copy of another type, may not fit it.
+    let retyped = spec.type_name.is_some_and(|t| t != c.type_name);
+    let inherited_default = spec.default.is_none() && retyped;
     if let Some(d) = default {
-        cx.start(step(
-            "give the shadow column its default".into(),
-            format!("ALTER TABLE {target} ALTER COLUMN {col} SET DEFAULT {d}"),
-        ));
+        let sql = format!("ALTER TABLE {target} ALTER COLUMN {col} SET DEFAULT {d}");
+        let sql = if inherited_default {
+            cx.tolerant_default(&t.physical, shadow);
+            unless_it_raises(&sql, "datatype_mismatch")
+        } else {
+            sql
+        };
+        cx.start(step("give the shadow column its default".into(), sql));
     }
     let comment = match spec.comment {
         Some(cm) => cm.map(str::to_string),
@@ -282,6 +333,28 @@ fn copy_constraints(
             .trim_end()
             .to_string();
         let temp = bounded_name(&["_tandem_new", &con.name]);
+        // A check over a column whose type changes may not apply to the new type.
+        let retyped = con.kind == ConstraintKind::Check
+            && pairs.iter().any(|(original, shadow)| {
+                mentioned.contains(original) && retyped(cx, t, original, shadow)
+            });
+        let add = format!(
+            "ALTER TABLE {target} ADD CONSTRAINT {} {definition} NOT VALID",
+            quote_ident(&temp)
+        );
+        let rename = format!(
+            "ALTER TABLE {target} RENAME CONSTRAINT {} TO {}",
+            quote_ident(&temp),
+            quote_ident(&con.name)
+        );
+        let (add, rename) = if retyped {
+            (
+                unless_it_raises(&add, "undefined_function"),
+                if_constraint_exists(cx.base, &t.physical, &temp, &rename),
+            )
+        } else {
+            (add, rename)
+        };
         cx.start_after_sync(
             Step::sql(
                 Phase::Start,
@@ -289,29 +362,47 @@ fn copy_constraints(
                     "copy constraint {} onto the shadow column",
                     quote_ident(&con.name)
                 ),
-                format!(
-                    "ALTER TABLE {target} ADD CONSTRAINT {} {definition} NOT VALID",
-                    quote_ident(&temp)
-                ),
+                add,
             )
             .lock(Lock::AccessExclusive)
             .tx(group.clone()),
         );
-        validate(cx, &t.physical, &temp);
+        if retyped {
+            let sql = format!(
+                "ALTER TABLE {target} VALIDATE CONSTRAINT {}",
+                quote_ident(&temp)
+            );
+            cx.validate_on_complete(
+                Step::sql(
+                    Phase::Complete,
+                    format!("validate constraint {}", quote_ident(&temp)),
+                    if_constraint_exists(cx.base, &t.physical, &temp, &sql),
+                )
+                .lock(Lock::ShareUpdateExclusive),
+            );
+        } else {
+            validate(cx, &t.physical, &temp);
+        }
         cx.contract(
             &t.physical,
             Step::sql(
                 Phase::Complete,
                 format!("give constraint {} its name back", quote_ident(&con.name)),
-                format!(
-                    "ALTER TABLE {target} RENAME CONSTRAINT {} TO {}",
-                    quote_ident(&temp),
-                    quote_ident(&con.name)
-                ),
+                rename,
             )
             .lock(Lock::AccessExclusive),
         );
     }
+}
+
+/// Whether the shadow of `original` has another type than the column it copies.
+fn retyped(cx: &PlanCx, t: &Table, original: &str, shadow: &str) -> bool {
+    let before = cx
+        .before
+        .table_by_physical(&t.physical)
+        .and_then(|b| b.column_by_physical(original));
+    let after = t.column_by_physical(shadow);
+    matches!((before, after), (Some(b), Some(a)) if b.type_name != a.type_name)
 }
 
 /// Indexes over shadowed columns (plain, unique, partial, expression), built again on the shadows
@@ -460,7 +551,7 @@ mod tests {
         let after = columns_after(
             r#"{"operations": [
                 {"create_constraint": {"table": "items", "name": "chk", "type": "check",
-                    "columns": ["body"], "check": "length(body) < 1000"}},
+                    "columns": ["body"], "check": "length(body) < 1000", "up": {"body": "left(body, 999)"}}},
                 {"add_column": {"table": "items", "column": {"name": "n", "type": "int", "nullable": true}}},
                 {"alter_column": {"table": "items", "column": "body", "type": "varchar(300)", "up": "left(body, 300)"}}]}"#,
         );
