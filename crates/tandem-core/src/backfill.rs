@@ -61,16 +61,10 @@ pub fn plan(
             format!("table \"{table}\" is not in the schema"),
         )
     })?;
-    let key = t.row_key().ok_or_else(|| {
-        Problem::new(
-            &request.pointer,
-            format!("table \"{}\" has no primary key or unique NOT NULL column, so its existing rows cannot be backfilled in batches", t.name),
-        )
-        .with_hint(format!(
-            "add a primary key to \"{}\" in an earlier migration (e.g. a create_constraint of type primary_key)",
-            t.name
-        ))
-    })?;
+    // No key is needed: the main pass goes by pages, and a table without one that is
+    // rewritten mid-pass gets page passes again (the done-marker skips what is done). The
+    // key-range statements below are then empty and never run.
+    let key = t.row_key().unwrap_or_default();
     let key_names: Vec<String> = key.iter().map(|c| c.physical.clone()).collect();
     let key_types: Vec<String> = key.iter().map(|c| c.type_name.clone()).collect();
     let target = qualified(base, table);
@@ -109,6 +103,7 @@ pub fn plan(
         .collect::<Vec<_>>()
         .join(", ");
     // The key `offset` rows past the lower bound: an index range scan, no heap writes.
+    let keyless = key_names.is_empty();
     let upper = |lower: bool| {
         let (filter, offset) = if lower {
             (format!("WHERE ({keys}) > {}", bound(1)), n + 1)
@@ -148,13 +143,21 @@ pub fn plan(
         columns: request.assignments.iter().map(|(c, _)| c.clone()).collect(),
         key: key_names.clone(),
         update_blocks,
-        upper_bound: [upper(false), upper(true)],
-        update: [
-            update(false, false),
-            update(true, false),
-            update(false, true),
-            update(true, true),
-        ],
+        upper_bound: if keyless {
+            Default::default()
+        } else {
+            [upper(false), upper(true)]
+        },
+        update: if keyless {
+            Default::default()
+        } else {
+            [
+                update(false, false),
+                update(true, false),
+                update(false, true),
+                update(true, true),
+            ]
+        },
         sets,
     })
 }

@@ -158,9 +158,10 @@ pub async fn run(
     };
     // A checkpoint with a key is the key-range pass's: the page pass is behind it.
     let in_key_pass = resumed.last_key.is_some();
+    let keyless = b.key.is_empty();
     let mut pass = match resumed.block_pass {
         Some(pass) => Some(pass),
-        None if in_key_pass || !options.by_pages => None,
+        None if (in_key_pass || !options.by_pages) && !keyless => None,
         None => pages.layout.new_pass(),
     };
     let mut reached_every_row = false;
@@ -181,12 +182,18 @@ pub async fn run(
         if !reached_every_row {
             observer(Event::BackfillNotice {
                 table: b.table.clone(),
-                message: "the table was rewritten (or its partitions changed) during the backfill; finishing by key ranges"
-                    .into(),
+                message: if keyless {
+                    "the table was rewritten (or its partitions changed) during the backfill; it has no key, so its new pages are passed over again (rows already done are skipped)"
+                } else {
+                    "the table was rewritten (or its partitions changed) during the backfill; finishing by key ranges"
+                }
+                .into(),
             });
         }
     }
-    if !reached_every_row {
+    if !reached_every_row && keyless {
+        page_passes_again(client, &run).await.map_err(failed)?;
+    } else if !reached_every_row {
         key_pass(client, &run, resumed.last_key, pass.as_ref())
             .await
             .map_err(failed)?;
@@ -513,6 +520,31 @@ async fn pages_batch(
 }
 
 /// Batches over key ranges after `last`: the rows no other pass reached.
+/// For a table without a key, where a rewrite moved its rows under the page pass: new page
+/// passes over the files as they are now, until one ends on the files it began on. The
+/// done-marker keeps each row from being updated twice. A table rewritten again and again
+/// (or one with a foreign-table partition) is refused rather than chased for ever.
+async fn page_passes_again(client: &mut Client, run: &Run<'_>) -> Result<(), Failure> {
+    const PASSES: usize = 5;
+    for _ in 0..PASSES {
+        let pages = pages(client, run.b).await?;
+        let Some(mut pass) = pages.layout.new_pass() else {
+            return Err(Failure::State(format!(
+                "table {} has a foreign-table partition and no primary key or unique NOT NULL column: its rows cannot be backfilled in batches; add a primary key in an earlier migration",
+                run.b.table
+            )));
+        };
+        block_pass(client, &mut [], run, &mut pass, pages.densest).await?;
+        if same_files(client, run.b, &pass).await? {
+            return Ok(());
+        }
+    }
+    Err(Failure::State(format!(
+        "table {} was rewritten during each of {PASSES} backfill passes; run the backfill again once nothing rewrites it (`tandem backfill`)",
+        run.b.table
+    )))
+}
+
 async fn key_pass(
     client: &mut Client,
     run: &Run<'_>,
