@@ -724,3 +724,48 @@ async fn an_inheritance_child_follows_its_parent_in_both_versions() {
         ["0"]
     );
 }
+
+/// add_column of a serial column needs no `up` (pgroll's behaviour): the sequence numbers the
+/// existing rows through the backfill and new rows of both versions through the default,
+/// without the table rewrite that `ADD COLUMN … serial` would take under its lock.
+#[tokio::test]
+async fn a_serial_column_is_added_without_up_and_without_a_rewrite() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    c.batch_execute("CREATE TABLE tickets (id int PRIMARY KEY, title text); INSERT INTO tickets VALUES (1, 'a'), (2, 'b')")
+        .await
+        .unwrap();
+    db.tandem_ok(&["init"]);
+    let f = file(
+        "02_number",
+        r#"{"operations": [{"add_column": {"table": "tickets", "column": {"name": "number", "type": "bigserial"}}}]}"#,
+    );
+    let plan = db.tandem_ok(&["plan", f.to_str().unwrap()]);
+    assert!(!plan.contains("TABLE_REWRITE"), "{plan}");
+    start_roll_back_start(&db, &f).await;
+    let new = db.client_on("public_02_number").await;
+    c.execute("INSERT INTO tickets (id, title) VALUES (3, 'old')", &[])
+        .await
+        .unwrap();
+    new.execute("INSERT INTO tickets (id, title) VALUES (4, 'new')", &[])
+        .await
+        .unwrap();
+    db.tandem_ok(&["complete"]);
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s', id, number) FROM tickets ORDER BY id"
+        )
+        .await,
+        ["1 1", "2 2", "3 3", "4 4"]
+    );
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s %s', pg_get_serial_sequence('tickets', 'number'), format_type(atttypid, atttypmod), attnotnull)
+               FROM pg_attribute WHERE attrelid = 'tickets'::regclass AND attname = 'number'"
+        )
+        .await,
+        ["public.tickets_number_seq bigint t"]
+    );
+}

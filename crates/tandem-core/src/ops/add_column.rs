@@ -31,7 +31,8 @@ impl Op for AddColumn {
         }
         let needs_up = !self.column.is_nullable()
             && self.column.default.is_none()
-            && self.column.generated.is_none();
+            && self.column.generated.is_none()
+            && serial_base(&self.column.type_name).is_none();
         if needs_up && super::given(self.up.as_deref()).is_none() {
             problems.push(
                 Problem::new("/up", format!("column \"{}\" is NOT NULL without a default, so existing rows need a value", self.column.name))
@@ -70,6 +71,31 @@ impl Op for AddColumn {
         cx.physical_column_added(&physical_table, &physical);
         let mut spec = self.column.clone();
         spec.name = physical.clone();
+        // A serial column's default (nextval) is volatile: added with the column, it would
+        // rewrite the table under ACCESS EXCLUSIVE. So the sequence and the default come
+        // after the bare column, and the backfill numbers the existing rows.
+        let serial = serial_base(&self.column.type_name).map(|base_type| {
+            let sequence = bounded_name(&[&physical_table, &self.column.name, "seq"]);
+            let nextval = format!(
+                "nextval({}::regclass)",
+                quote_literal(&qualified(cx.base, &sequence))
+            );
+            spec.type_name = base_type.to_string();
+            (base_type, sequence, nextval)
+        });
+        if let Some((base_type, sequence, _)) = &serial {
+            cx.start(
+                Step::sql(
+                    Phase::Start,
+                    format!("create sequence {}", quote_ident(sequence)),
+                    format!(
+                        "CREATE SEQUENCE {} AS {base_type}",
+                        qualified(cx.base, sequence)
+                    ),
+                )
+                .tx(group.clone()),
+            );
+        }
         // A NOT NULL column with a default can be NOT NULL at once: every row gets the default.
         let not_null_now = !self.column.is_nullable() && self.column.default.is_some();
         let mut add = Step::sql(
@@ -90,6 +116,28 @@ impl Op for AddColumn {
             add = add.hazard(Hazard::TableRewrite);
         }
         cx.start(add);
+        if let Some((_, sequence, nextval)) = &serial {
+            cx.start(
+                Step::sql(
+                    Phase::Start,
+                    "number new rows from the sequence",
+                    format!("ALTER TABLE {target} ALTER COLUMN {column} SET DEFAULT {nextval}"),
+                )
+                .lock(Lock::AccessExclusive)
+                .tx(group.clone()),
+            );
+            cx.start(
+                Step::sql(
+                    Phase::Start,
+                    "the column owns its sequence",
+                    format!(
+                        "ALTER SEQUENCE {} OWNED BY {target}.{column}",
+                        qualified(cx.base, sequence)
+                    ),
+                )
+                .tx(group.clone()),
+            );
+        }
         if let Some(comment) = &self.column.comment {
             cx.start(
                 Step::sql(
@@ -136,6 +184,9 @@ impl Op for AddColumn {
             };
             cx.sync_up(&physical_table, &physical, &up);
             cx.backfill(&physical_table, &physical, &up);
+        } else if let Some((_, _, nextval)) = &serial {
+            // Old-version inserts take the table's default; existing rows are numbered.
+            cx.backfill(&physical_table, &physical, nextval);
         }
         cx.rollback(
             Step::sql(
@@ -152,8 +203,22 @@ impl Op for AddColumn {
         if let Some(t) = schema.table_mut(&self.table) {
             let mut col = schema_column(&self.column, &physical);
             col.nullable = self.column.is_nullable();
+            if let Some((base_type, _, nextval)) = &serial {
+                col.type_name = base_type.to_string();
+                col.default = Some(nextval.clone());
+            }
             t.columns.push(col);
         }
+    }
+}
+
+/// The integer type a `serial` shorthand stands for.
+fn serial_base(type_name: &str) -> Option<&'static str> {
+    match type_name.trim().to_ascii_lowercase().as_str() {
+        "serial" | "serial4" => Some("integer"),
+        "bigserial" | "serial8" => Some("bigint"),
+        "smallserial" | "serial2" => Some("smallint"),
+        _ => None,
     }
 }
 
