@@ -8,6 +8,7 @@ mod app_triggers;
 mod backfill;
 mod bad_input;
 mod baseline;
+mod chained_ops;
 mod cli;
 mod concurrency;
 mod conformance;

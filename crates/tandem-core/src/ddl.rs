@@ -109,13 +109,44 @@ pub fn check_clause(check: &CheckConstraint) -> String {
 }
 
 /// `FOREIGN KEY (...) REFERENCES ...` for a single-column reference.
-pub fn foreign_key_clause(base: &str, column: &str, r: &ColumnReference) -> String {
+/// `"schema"."table" ("col", …)` for a foreign key's target named as the new version sees
+/// it: a table or column renamed earlier in the same migration still has its old physical
+/// name until complete, and that is what the constraint must point at.
+pub fn reference_target(
+    base: &str,
+    schema: &crate::schema::Schema,
+    table: &str,
+    columns: &[String],
+) -> String {
+    let target = schema.table(table);
+    let physical_table = target.map_or(table, |t| t.physical.as_str());
+    let physical_columns: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let physical = target
+                .and_then(|t| t.column(c))
+                .map_or(c.as_str(), |col| col.physical.as_str());
+            quote_ident(physical)
+        })
+        .collect();
+    format!(
+        "{} ({})",
+        qualified(base, physical_table),
+        physical_columns.join(", ")
+    )
+}
+
+pub fn foreign_key_clause(
+    base: &str,
+    schema: &crate::schema::Schema,
+    column: &str,
+    r: &ColumnReference,
+) -> String {
     let mut clause = format!(
-        "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+        "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}",
         quote_ident(&r.name),
         quote_ident(column),
-        qualified(base, &r.table),
-        quote_ident(&r.column)
+        reference_target(base, schema, &r.table, std::slice::from_ref(&r.column))
     );
     clause.push_str(&referential_options(
         &r.match_type,

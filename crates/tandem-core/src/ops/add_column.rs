@@ -166,7 +166,7 @@ impl Op for AddColumn {
                 cx,
                 &target,
                 &physical_table,
-                &foreign_key_clause(cx.base, &physical, r),
+                &foreign_key_clause(cx.base, schema, &physical, r),
                 &r.name,
                 &group,
             );

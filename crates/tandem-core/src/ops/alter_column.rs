@@ -246,7 +246,7 @@ impl AlterColumn {
             );
         }
         if let Some(r) = &self.references {
-            let clause = foreign_key_clause(cx.base, &shadow, r);
+            let clause = foreign_key_clause(cx.base, schema, &shadow, r);
             let definition = clause
                 .split_once(' ')
                 .and_then(|(_, rest)| rest.split_once(' '))
@@ -407,7 +407,7 @@ impl AlterColumn {
                 "add the foreign key",
                 format!(
                     "ALTER TABLE {target} ADD {}",
-                    foreign_key_clause(base, &column.physical, r)
+                    foreign_key_clause(base, schema, &column.physical, r)
                 ),
             );
         }

@@ -166,10 +166,17 @@ impl Op for CreateConstraint {
                 })
                 .collect()
         };
+        // A referenced table or column renamed earlier in this migration keeps its physical
+        // name until complete: the constraint points at that.
+        let references = self
+            .references
+            .as_ref()
+            .map(|r| crate::ddl::reference_target(cx.base, schema, &r.table, &r.columns))
+            .unwrap_or_default();
         if cx.created_here(&physical_table) {
-            self.add_directly(cx, &physical_table, &columns, &physical);
+            self.add_directly(cx, &physical_table, &references, &columns, &physical);
         } else {
-            self.add_on_shadows(cx, &physical_table, &columns, &physical);
+            self.add_on_shadows(cx, &physical_table, &references, &columns, &physical);
         }
         if let Some(t) = schema.table_mut(&self.table) {
             if self.kind == ConstraintType::PrimaryKey {
@@ -196,7 +203,7 @@ impl Op for CreateConstraint {
 
 impl CreateConstraint {
     /// The constraint's body over `physical` columns, e.g. `CHECK (...)` or `FOREIGN KEY (...) ...`.
-    fn body(&self, base: &str, columns: &[String], physical: &[String]) -> String {
+    fn body(&self, references: &str, columns: &[String], physical: &[String]) -> String {
         let list = |names: &[String]| {
             names
                 .iter()
@@ -219,12 +226,7 @@ impl CreateConstraint {
             }
             ConstraintType::ForeignKey => {
                 let r = self.references.as_ref().expect("checked");
-                let mut s = format!(
-                    "FOREIGN KEY ({}) REFERENCES {} ({})",
-                    list(physical),
-                    qualified(base, &r.table),
-                    list(&r.columns)
-                );
+                let mut s = format!("FOREIGN KEY ({}) REFERENCES {}", list(physical), references);
                 s.push_str(&referential_options(
                     &r.match_type,
                     &r.on_delete,
@@ -256,6 +258,7 @@ impl CreateConstraint {
         &self,
         cx: &mut PlanCx,
         physical_table: &str,
+        references: &str,
         columns: &[String],
         physical: &[String],
     ) {
@@ -267,7 +270,7 @@ impl CreateConstraint {
                 format!(
                     "ALTER TABLE {target} ADD CONSTRAINT {} {}",
                     quote_ident(&self.name),
-                    self.body(cx.base, columns, physical)
+                    self.body(references, columns, physical)
                 ),
             )
             .lock(Lock::AccessExclusive),
@@ -278,6 +281,7 @@ impl CreateConstraint {
         &self,
         cx: &mut PlanCx,
         physical_table: &str,
+        references: &str,
         columns: &[String],
         physical: &[String],
     ) {
@@ -291,7 +295,7 @@ impl CreateConstraint {
                         format!("add constraint {name} NOT VALID"),
                         format!(
                             "ALTER TABLE {target} ADD CONSTRAINT {name} {} NOT VALID",
-                            self.body(cx.base, columns, physical)
+                            self.body(references, columns, physical)
                         ),
                     )
                     .lock(Lock::AccessExclusive),

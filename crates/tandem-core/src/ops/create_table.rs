@@ -56,7 +56,7 @@ impl Op for CreateTable {
                 format!("create table {}", quote_ident(&self.name)),
                 format!(
                     "CREATE TABLE {table} ({})",
-                    self.definitions(cx.base).join(", ")
+                    self.definitions(cx.base, schema).join(", ")
                 ),
             )
             .tx(group.clone()),
@@ -166,7 +166,7 @@ impl CreateTable {
         problems
     }
 
-    fn definitions(&self, base: &str) -> Vec<String> {
+    fn definitions(&self, base: &str, schema: &Schema) -> Vec<String> {
         let mut defs = Vec::new();
         for column in &self.columns {
             let mut def = column_definition(column, column.is_nullable());
@@ -190,14 +190,14 @@ impl CreateTable {
         }
         for column in &self.columns {
             if let Some(r) = &column.references {
-                defs.push(foreign_key_clause(base, &column.name, r));
+                defs.push(foreign_key_clause(base, schema, &column.name, r));
             }
         }
         defs.extend(
             self.constraints
                 .iter()
                 .flatten()
-                .map(|c| constraint_clause(base, c)),
+                .map(|c| constraint_clause(base, schema, c)),
         );
         defs
     }
@@ -252,7 +252,7 @@ impl CreateTable {
     }
 }
 
-fn constraint_clause(base: &str, c: &TableConstraint) -> String {
+fn constraint_clause(base: &str, schema: &Schema, c: &TableConstraint) -> String {
     let columns = |names: &Option<Vec<String>>| {
         names
             .iter()
@@ -284,14 +284,9 @@ fn constraint_clause(base: &str, c: &TableConstraint) -> String {
         TableConstraintType::ForeignKey => {
             if let Some(r) = &c.references {
                 clause.push_str(&format!(
-                    "FOREIGN KEY ({}) REFERENCES {} ({})",
+                    "FOREIGN KEY ({}) REFERENCES {}",
                     columns(&c.columns),
-                    qualified(base, &r.table),
-                    r.columns
-                        .iter()
-                        .map(|n| quote_ident(n))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    crate::ddl::reference_target(base, schema, &r.table, &r.columns)
                 ));
                 clause.push_str(&referential_options(
                     &r.match_type,
