@@ -34,6 +34,28 @@ pub fn rename_column_refs(sql: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// `sql` with every reference to column `from` replaced by the expression `expr`, in
+/// parentheses: for chaining two operations' `up` on one column (the later one reads what the
+/// earlier one computed). Qualified names and function calls are left alone.
+pub fn substitute_column(sql: &str, from: &str, expr: &str) -> String {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = String::new();
+    let mut at = 0;
+    for span in identifier_spans(sql) {
+        let qualified = span.start > 0 && chars[span.start - 1] == '.';
+        let call = chars[span.end..].iter().find(|c| !c.is_whitespace()) == Some(&'(');
+        if span.name == from && !qualified && !call {
+            out.extend(&chars[at..span.start]);
+            out.push('(');
+            out.push_str(expr);
+            out.push(')');
+            at = span.end;
+        }
+    }
+    out.extend(&chars[at..]);
+    out
+}
+
 /// `sql` with several column references renamed at once (`a→b` and `b→a` swap correctly).
 pub fn rename_column_refs_all(sql: &str, renames: &[(String, String)]) -> String {
     let temp = |i: usize| format!("\u{1}tandem{i}\u{1}");

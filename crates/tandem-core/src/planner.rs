@@ -124,6 +124,24 @@ impl PlanCx<'_> {
             .downs;
         set_assignment(downs, column, down);
     }
+    /// The `up` old-version writes give `column` of `physical_table` so far, if any.
+    pub fn sync_up_of(&self, physical_table: &str, column: &str) -> Option<String> {
+        self.sync
+            .get(physical_table)?
+            .ups
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, e)| e.clone())
+    }
+    /// The `up` the backfill gives `column` of `physical_table` so far, if any.
+    pub fn backfill_of(&self, physical_table: &str, column: &str) -> Option<String> {
+        self.backfills
+            .get(physical_table)?
+            .assignments
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, e)| e.clone())
+    }
     /// Existing rows of `physical_table` get `column = up`, in the table's one backfill pass.
     pub fn backfill(&mut self, physical_table: &str, column: &str, up: &str) {
         // No old version can see a table this migration creates, and it starts empty.

@@ -97,10 +97,27 @@ pub(crate) fn shadow_column(
     // The trigger's defaults name the row's fields directly; the backfill's names the table's.
     let up = super::given(spec.up).map(|u| cx.up_in_old_names(&t, u));
     if up.is_some() || !keep_earlier {
-        let trigger_up = up
+        let mut trigger_up = up
             .clone()
             .unwrap_or_else(|| cast(format!("NEW.{}", quote_ident(&original)), &new_type));
-        let backfill_up = up.unwrap_or_else(|| cast(quote_ident(&original), &new_type));
+        let mut backfill_up = up
+            .clone()
+            .unwrap_or_else(|| cast(quote_ident(&original), &new_type));
+        // Two operations on one column chain, as in pgroll: the later `up` reads the column
+        // as the earlier `up` left it.
+        if let (true, Some(_)) = (existing, &up) {
+            let old_name = cx
+                .before
+                .table_by_physical(&t.physical)
+                .and_then(|b| b.column_by_physical(&original))
+                .map_or_else(|| original.clone(), |b| b.name.clone());
+            if let Some(earlier) = cx.sync_up_of(&t.physical, &shadow) {
+                trigger_up = crate::expr::substitute_column(&trigger_up, &old_name, &earlier);
+            }
+            if let Some(earlier) = cx.backfill_of(&t.physical, &shadow) {
+                backfill_up = crate::expr::substitute_column(&backfill_up, &old_name, &earlier);
+            }
+        }
         cx.sync_up(&t.physical, &shadow, &trigger_up);
         cx.backfill(&t.physical, &shadow, &backfill_up);
     }
