@@ -331,3 +331,75 @@ async fn several_changes_at_once_and_a_rename() {
         ["UNIQUE (sku)"]
     );
 }
+
+/// The type of a primary-key column changes like any other column's (pgroll's behaviour):
+/// the key is enforced on the shadow by a unique index while both versions run, and moves to
+/// it at complete; one column of a composite key works the same way.
+#[tokio::test]
+async fn a_primary_key_column_changes_type_and_keeps_its_key() {
+    let db = crate::support::TestDb::new().await;
+    let c = db.client().await;
+    c.batch_execute(
+        "CREATE TABLE accounts (id int PRIMARY KEY, owner text);
+         CREATE TABLE entries (account int, line int, amount int, PRIMARY KEY (account, line));
+         INSERT INTO accounts VALUES (1, 'ann'), (2, 'ben');
+         INSERT INTO entries VALUES (1, 1, 10), (1, 2, 20);",
+    )
+    .await
+    .unwrap();
+    db.tandem_ok(&["init"]);
+    let dir = std::env::temp_dir().join(format!("tandem-pk-{}", std::process::id()));
+    db.tandem_ok(&["baseline", "01_base", dir.to_str().unwrap()]);
+    let v2 = start_twice(
+        &db,
+        "02_bigint_keys",
+        r#"{"operations": [
+          {"alter_column": {"table": "accounts", "column": "id", "type": "bigint", "up": "id", "down": "id::int"}},
+          {"alter_column": {"table": "entries", "column": "line", "type": "bigint", "up": "line", "down": "line::int"}}
+        ]}"#,
+    )
+    .await;
+    let v1 = db.client_on("public_01_base").await;
+    v1.batch_execute("INSERT INTO accounts (id, owner) VALUES (3, 'cy')")
+        .await
+        .unwrap();
+    v2.batch_execute("INSERT INTO accounts (id, owner) VALUES (4, 'dee'); INSERT INTO entries (account, line, amount) VALUES (1, 3, 30)")
+        .await
+        .unwrap();
+    // The key holds in both versions while they run.
+    let dup = v2
+        .batch_execute("INSERT INTO accounts (id, owner) VALUES (3, 'again')")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        dup.code(),
+        Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+    );
+    db.tandem_ok(&["complete"]);
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s', conrelid::regclass, pg_get_constraintdef(oid)) FROM pg_constraint
+              WHERE contype = 'p' AND conrelid IN ('accounts'::regclass, 'entries'::regclass) ORDER BY 1"
+        )
+        .await,
+        ["accounts PRIMARY KEY (id)", "entries PRIMARY KEY (account, line)"]
+    );
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s', attrelid::regclass, format_type(atttypid, atttypmod)) FROM pg_attribute
+              WHERE (attrelid, attname) IN (('accounts'::regclass, 'id'), ('entries'::regclass, 'line')) ORDER BY 1"
+        )
+        .await,
+        ["accounts bigint", "entries bigint"]
+    );
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM accounts"
+        )
+        .await,
+        ["1,2,3,4"]
+    );
+}

@@ -50,11 +50,17 @@ impl Op for AlterColumn {
                 ));
             }
         }
-        if self.needs_shadow() && table.primary_key.contains(&self.column) {
-            problems.push(
-                Problem::new("/column", format!("column \"{}\" is part of the primary key; changing its type, nullability or constraints is not supported yet", self.column))
-                    .with_hint("add a new column with add_column and switch the key in a later migration"),
-            );
+        if self.needs_shadow()
+            && table.primary_key.contains(&self.column)
+            && self.nullable == Some(true)
+        {
+            problems.push(Problem::new(
+                "/nullable",
+                format!(
+                    "column \"{}\" is part of the primary key, which cannot hold NULL",
+                    self.column
+                ),
+            ));
         }
         if self.needs_shadow() && (column.identity.is_some() || column.generated.is_some()) {
             problems.push(Problem::new("/column", format!("column \"{}\" is an identity or generated column; altering it is not supported yet", self.column)));

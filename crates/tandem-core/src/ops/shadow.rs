@@ -427,7 +427,7 @@ fn retyped(cx: &PlanCx, t: &Table, original: &str, shadow: &str) -> bool {
 /// its index and other indexes get their names back.
 fn copy_indexes(cx: &mut PlanCx, t: &Table, pairs: &[(String, String)], skip: &[String]) {
     let target = qualified(cx.base, &t.physical);
-    for index in t.indexes.iter().filter(|i| !i.primary) {
+    for index in &t.indexes {
         let Some((head, tail)) = index.definition.split_once(" USING ") else {
             continue;
         };
@@ -439,7 +439,7 @@ fn copy_indexes(cx: &mut PlanCx, t: &Table, pairs: &[(String, String)], skip: &[
             continue;
         }
         let temp = bounded_name(&["_tandem_new", &index.name]);
-        let unique = if head.starts_with("CREATE UNIQUE") {
+        let unique = if head.starts_with("CREATE UNIQUE") || index.primary {
             "UNIQUE "
         } else {
             ""
@@ -465,9 +465,16 @@ fn copy_indexes(cx: &mut PlanCx, t: &Table, pairs: &[(String, String)], skip: &[
                 qualified(cx.base, &temp)
             )),
         );
+        // A primary key goes over to the unique index on the shadows once the old columns
+        // (and the old key with them) are gone; the shadows are NOT NULL by then.
         let finish = match index.constraint.as_deref().and_then(|c| t.constraint(c)) {
             Some(con) if con.kind == ConstraintKind::Unique => format!(
                 "ALTER TABLE {target} ADD CONSTRAINT {} UNIQUE USING INDEX {}",
+                quote_ident(&con.name),
+                quote_ident(&temp)
+            ),
+            Some(con) if con.kind == ConstraintKind::PrimaryKey => format!(
+                "ALTER TABLE {target} ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}",
                 quote_ident(&con.name),
                 quote_ident(&temp)
             ),
