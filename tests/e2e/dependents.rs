@@ -769,3 +769,50 @@ async fn a_serial_column_is_added_without_up_and_without_a_rewrite() {
         ["public.tickets_number_seq bigint t"]
     );
 }
+
+/// A volatile default (`gen_random_uuid()`) on add_column: computed for each existing row by
+/// the backfill, not by the table rewrite `ADD COLUMN … DEFAULT gen_random_uuid()` would take
+/// under ACCESS EXCLUSIVE; an `up` that is not the default is refused, as in pgroll.
+#[tokio::test]
+async fn a_volatile_default_is_backfilled_row_by_row_without_a_rewrite() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    c.batch_execute("CREATE TABLE sessions (id int PRIMARY KEY); INSERT INTO sessions SELECT generate_series(1, 100)")
+        .await
+        .unwrap();
+    db.tandem_ok(&["init"]);
+    let bad = file(
+        "02_token",
+        r#"{"operations": [{"add_column": {"table": "sessions", "up": "'x'", "column": {"name": "token", "type": "text", "default": "gen_random_uuid()::text"}}}]}"#,
+    );
+    let out = db.tandem(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/operations/0/add_column/up"),
+        "{}",
+        stderr(&out)
+    );
+    let f = file(
+        "02_token",
+        r#"{"operations": [{"add_column": {"table": "sessions", "column": {"name": "token", "type": "uuid", "default": "gen_random_uuid()"}}}]}"#,
+    );
+    let plan = db.tandem_ok(&["plan", f.to_str().unwrap()]);
+    assert!(!plan.contains("TABLE_REWRITE"), "{plan}");
+    start_roll_back_start(&db, &f).await;
+    let new = db.client_on("public_02_token").await;
+    c.execute("INSERT INTO sessions (id) VALUES (101)", &[])
+        .await
+        .unwrap();
+    new.execute("INSERT INTO sessions (id) VALUES (102)", &[])
+        .await
+        .unwrap();
+    db.tandem_ok(&["complete"]);
+    assert_eq!(
+        texts(&c, "SELECT format('%s %s', count(DISTINCT token), count(*) FILTER (WHERE token IS NULL)) FROM sessions").await,
+        ["102 0"]
+    );
+    assert_eq!(
+        texts(&c, "SELECT format('%s %s', attnotnull, pg_get_expr(adbin, adrelid)) FROM pg_attribute JOIN pg_attrdef ON adrelid = attrelid AND adnum = attnum WHERE attrelid = 'sessions'::regclass AND attname = 'token'").await,
+        ["t gen_random_uuid()"]
+    );
+}

@@ -34,6 +34,31 @@ pub fn rename_column_refs(sql: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// Functions whose value differs per row: as a column default they make PostgreSQL fill
+/// every existing row, rewriting the table under ACCESS EXCLUSIVE.
+pub const VOLATILE_FUNCTIONS: &[&str] = &[
+    "random",
+    "clock_timestamp",
+    "timeofday",
+    "gen_random_uuid",
+    "uuid_generate_v1",
+    "uuid_generate_v1mc",
+    "uuid_generate_v4",
+    "uuidv4",
+    "uuidv7",
+    "nextval",
+    "txid_current",
+];
+
+/// Whether `sql` calls one of [`VOLATILE_FUNCTIONS`] (schema-qualified or not).
+pub fn calls_volatile_function(sql: &str) -> bool {
+    let chars: Vec<char> = sql.chars().collect();
+    identifier_spans(sql).iter().any(|span| {
+        let call = chars[span.end..].iter().find(|c| !c.is_whitespace()) == Some(&'(');
+        call && VOLATILE_FUNCTIONS.contains(&span.name.as_str())
+    })
+}
+
 /// `sql` with every reference to column `from` replaced by the expression `expr`, in
 /// parentheses: for chaining two operations' `up` on one column (the later one reads what the
 /// earlier one computed). Qualified names and function calls are left alone.

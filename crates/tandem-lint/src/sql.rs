@@ -288,21 +288,7 @@ fn set_not_null() -> Found {
     )
 }
 
-/// Functions whose value differs per row: as a column default they make PostgreSQL fill
-/// every existing row, rewriting the table.
-const VOLATILE_FUNCTIONS: &[&str] = &[
-    "random",
-    "clock_timestamp",
-    "timeofday",
-    "gen_random_uuid",
-    "uuid_generate_v1",
-    "uuid_generate_v1mc",
-    "uuid_generate_v4",
-    "uuidv4",
-    "uuidv7",
-    "nextval",
-    "txid_current",
-];
+use tandem_core::expr::VOLATILE_FUNCTIONS;
 
 /// Types that bring a `nextval` default with them.
 const SERIAL_TYPES: &[&str] = &[

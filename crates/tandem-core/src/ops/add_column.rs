@@ -6,6 +6,7 @@
 use crate::ddl::{
     check_clause, check_column, column_definition, foreign_key_clause, schema_column,
 };
+use crate::expr::calls_volatile_function;
 use crate::ident::{bounded_name, qualified, quote_ident, quote_literal};
 use crate::migration::AddColumn;
 use crate::ops::{unknown_table, Op};
@@ -38,6 +39,20 @@ impl Op for AddColumn {
                 Problem::new("/up", format!("column \"{}\" is NOT NULL without a default, so existing rows need a value", self.column.name))
                     .with_hint("add `up` (an SQL expression over the old row), a `default`, or set `nullable: true`"),
             );
+        }
+        if let (Some(default), Some(up)) = (
+            self.column
+                .default
+                .as_deref()
+                .filter(|d| calls_volatile_function(d)),
+            super::given(self.up.as_deref()),
+        ) {
+            if default.trim() != up.trim() {
+                problems.push(
+                    Problem::new("/up", format!("column \"{}\" has a volatile default ({default}), which new rows get row by row, so existing rows must get it too", self.column.name))
+                        .with_hint("leave `up` out (existing rows then get the default, computed for each), or make `up` the same expression"),
+                );
+            }
         }
         if self.column.is_pk() {
             problems.push(
@@ -83,6 +98,16 @@ impl Op for AddColumn {
             spec.type_name = base_type.to_string();
             (base_type, sequence, nextval)
         });
+        // The same goes for any volatile default: the column comes bare, the default after
+        // (for new rows), and the backfill computes it for each existing row.
+        let volatile_default = self
+            .column
+            .default
+            .clone()
+            .filter(|d| calls_volatile_function(d));
+        if volatile_default.is_some() {
+            spec.default = None;
+        }
         if let Some((base_type, sequence, _)) = &serial {
             cx.start(
                 Step::sql(
@@ -97,7 +122,13 @@ impl Op for AddColumn {
             );
         }
         // A NOT NULL column with a default can be NOT NULL at once: every row gets the default.
-        let not_null_now = !self.column.is_nullable() && self.column.default.is_some();
+        let not_null_now = !self.column.is_nullable()
+            && self.column.default.is_some()
+            && !self
+                .column
+                .default
+                .as_deref()
+                .is_some_and(calls_volatile_function);
         let mut add = Step::sql(
             Phase::Start,
             format!(
@@ -116,16 +147,22 @@ impl Op for AddColumn {
             add = add.hazard(Hazard::TableRewrite);
         }
         cx.start(add);
-        if let Some((_, sequence, nextval)) = &serial {
+        let late_default = serial
+            .as_ref()
+            .map(|(_, _, nextval)| nextval.clone())
+            .or_else(|| volatile_default.clone());
+        if let Some(default) = &late_default {
             cx.start(
                 Step::sql(
                     Phase::Start,
-                    "number new rows from the sequence",
-                    format!("ALTER TABLE {target} ALTER COLUMN {column} SET DEFAULT {nextval}"),
+                    "give new rows the default (existing rows get it from the backfill)",
+                    format!("ALTER TABLE {target} ALTER COLUMN {column} SET DEFAULT {default}"),
                 )
                 .lock(Lock::AccessExclusive)
                 .tx(group.clone()),
             );
+        }
+        if let Some((_, sequence, _)) = &serial {
             cx.start(
                 Step::sql(
                     Phase::Start,
@@ -184,9 +221,10 @@ impl Op for AddColumn {
             };
             cx.sync_up(&physical_table, &physical, &up);
             cx.backfill(&physical_table, &physical, &up);
-        } else if let Some((_, _, nextval)) = &serial {
-            // Old-version inserts take the table's default; existing rows are numbered.
-            cx.backfill(&physical_table, &physical, nextval);
+        } else if let Some(default) = &late_default {
+            // Old-version inserts take the table's default; existing rows get it computed
+            // for each of them.
+            cx.backfill(&physical_table, &physical, default);
         }
         cx.rollback(
             Step::sql(
