@@ -489,6 +489,23 @@ async fn a_serial_column_keeps_its_sequence_through_a_type_change_and_a_unique_c
         texts(&c, "SELECT pg_get_serial_sequence('tickets', 'number')").await,
         ["public.tickets_number_seq"]
     );
+
+    // And dropping that constraint again goes through a shadow: the sequence follows again.
+    let drop = file(
+        "04_number_not_unique",
+        r#"{"operations": [{"drop_constraint": {"table": "tickets", "name": "tickets_number_key",
+            "up": "number", "down": "number"}}]}"#,
+    );
+    start_roll_back_start(&db, &drop).await;
+    db.tandem_ok(&["complete"]);
+    c.execute("INSERT INTO tickets (id, title) VALUES (7, 'dropped')", &[])
+        .await
+        .unwrap();
+    assert_eq!(texts(&c, in_order).await, ["7 t"]);
+    assert_eq!(
+        texts(&c, "SELECT format('%s %s', pg_get_serial_sequence('tickets', 'number'), count(*)) FROM pg_constraint WHERE conname = 'tickets_number_key'").await,
+        ["public.tickets_number_seq 0"]
+    );
 }
 
 /// Each kind of operation on a partitioned table, run the pgroll way: writes through the
