@@ -833,3 +833,50 @@ async fn a_volatile_default_is_backfilled_row_by_row_without_a_rewrite() {
         ["t gen_random_uuid()"]
     );
 }
+
+/// A trigger of the table bound to a swapped column (`UPDATE OF`, or its WHEN) is made again
+/// from its own definition inside the contract: it fires on the new column, keeps its
+/// enabled state and comment.
+#[tokio::test]
+async fn a_trigger_on_a_swapped_column_is_made_again_over_the_new_column() {
+    let (db, c) = app().await;
+    c.batch_execute(
+        "CREATE TABLE score_log (id int, old_score bigint, new_score bigint);
+         CREATE FUNCTION log_score() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO score_log VALUES (NEW.id, OLD.score, NEW.score); RETURN NEW; END $$;
+         CREATE TRIGGER score_changed AFTER UPDATE OF score ON customers
+           FOR EACH ROW WHEN (NEW.score > OLD.score) EXECUTE FUNCTION log_score();
+         ALTER TABLE customers ENABLE ALWAYS TRIGGER score_changed;
+         COMMENT ON TRIGGER score_changed ON customers IS 'audit';",
+    )
+    .await
+    .unwrap();
+    let f = file("02_score_bigint", SCORE_BIGINT);
+    let plan = db.tandem_ok(&["plan", f.to_str().unwrap()]);
+    assert!(
+        plan.contains("trigger score_changed on table customers (uses column score of table customers): rebuilt"),
+        "{plan}"
+    );
+    start_roll_back_start(&db, &f).await;
+    db.tandem_ok(&["complete"]);
+    c.batch_execute("UPDATE customers SET score = 5000000000 WHERE id = 1; UPDATE customers SET name = 'x' WHERE id = 2")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s %s', id, old_score, new_score) FROM score_log"
+        )
+        .await,
+        ["1 50 5000000000"]
+    );
+    assert_eq!(
+        texts(
+            &c,
+            "SELECT format('%s %s %s', tgenabled, obj_description(oid, 'pg_trigger'), pg_get_triggerdef(oid))
+               FROM pg_trigger WHERE tgname = 'score_changed'"
+        )
+        .await,
+        ["A audit CREATE TRIGGER score_changed AFTER UPDATE OF score ON public.customers FOR EACH ROW WHEN ((new.score > old.score)) EXECUTE FUNCTION log_score()"]
+    );
+}

@@ -9,7 +9,8 @@
 //! rebuild it elsewhere), then migrated the way its developers might: a type and NOT NULL
 //! change of a column under three recursive views and an application trigger, a rename
 //! under a view, with old and new app versions writing meanwhile, rollback leaving the
-//! catalog identical, and a drop of a column a view needs refused before anything changes.
+//! catalog identical; and, refused before anything changes, a rename that would break one of
+//! its functions and a drop of a column a view needs.
 
 use std::path::{Path, PathBuf};
 
@@ -88,6 +89,8 @@ const HEADING_DESCRIPTION: &str = r#"{"operations": [{"alter_column": {
     "up": "coalesce(description, 'heading ' || accno)", "down": "description"}}]}"#;
 
 const MENU_TITLE: &str = r#"{"operations": [{"rename_column": {"table": "menu_node", "from": "label", "to": "title"}}]}"#;
+
+const INSERTED_AT: &str = r#"{"operations": [{"rename_column": {"table": "cr_report_line", "from": "insert_time", "to": "inserted_at"}}]}"#;
 
 #[tokio::test]
 async fn ledgersmb_is_adopted_migrated_by_both_versions_and_completed() {
@@ -193,26 +196,53 @@ async fn ledgersmb_is_adopted_migrated_by_both_versions_and_completed() {
         ]
     );
 
-    // A rename under a view: each version sees its name; the view follows.
-    let menu = dir.join("02_menu_title.json");
-    std::fs::write(&menu, MENU_TITLE).unwrap();
-    start_roll_back_start(&db, &menu).await;
-    let new2 = db.client_on("public_02_menu_title").await;
+    // Renaming menu_node.label would break LedgerSMB's own menu_insert function, whose body
+    // names it (PostgreSQL does not track names in function bodies): refused, naming it.
+    let label = dir.join("02_menu_title.json");
+    std::fs::write(&label, MENU_TITLE).unwrap();
+    let out = db.tandem(&["start", label.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("function menu_insert(")
+            && err.contains("column label of table menu_node, which its body names"),
+        "{err}"
+    );
+    std::fs::remove_file(&label).unwrap();
+
+    // A rename under a view that no function names: each version sees its name; the view
+    // (recon_payee, over five tables) follows.
+    let rename = dir.join("02_inserted_at.json");
+    std::fs::write(&rename, INSERTED_AT).unwrap();
+    start_roll_back_start(&db, &rename).await;
+    let new2 = db.client_on("public_02_inserted_at").await;
     let old2 = db.client_on("public_01_heading_description").await;
-    old2.execute(
-        "UPDATE menu_node SET label = 'Accounts Receivable!' WHERE id = 2",
-        &[],
-    )
-    .await
-    .unwrap();
     assert_eq!(
-        texts(&new2, "SELECT title FROM menu_node WHERE id = 2").await,
-        ["Accounts Receivable!"]
+        texts(
+            &new2,
+            "SELECT count(*)::text FROM information_schema.columns
+              WHERE table_schema = 'public_02_inserted_at' AND table_name = 'cr_report_line'
+                AND column_name = 'inserted_at'"
+        )
+        .await,
+        ["1"]
+    );
+    assert_eq!(
+        texts(
+            &old2,
+            "SELECT count(*)::text FROM cr_report_line WHERE insert_time IS NULL"
+        )
+        .await,
+        ["0"]
     );
     db.tandem_ok(&["complete"]);
     assert_eq!(
-        texts(&admin, "SELECT trim(label) FROM menu_friendly WHERE id = 2").await,
-        ["Accounts Receivable!"]
+        texts(
+            &admin,
+            "SELECT (pg_get_viewdef('recon_payee') LIKE '%inserted_at%')::text"
+        )
+        .await,
+        ["true"]
     );
 
     // Dropping a column that a view needs is refused, naming the view, before any change.

@@ -84,6 +84,8 @@ impl Dependent {
             "it is a generated column over the changed column, and PostgreSQL cannot point a generated column at another column without rewriting the table under an exclusive lock: drop it in an earlier migration (drop_column), or leave this column alone".into()
         } else if o.starts_with("constraint") {
             "a foreign key of another table references it: drop that constraint first (drop_constraint), then change the column".into()
+        } else if o.starts_with("function") || o.starts_with("procedure") {
+            "its body names the column, which is gone once complete has run (PostgreSQL does not track names in function bodies): change the function in a `sql` migration first (CREATE OR REPLACE FUNCTION) so it no longer names it, or keep the column".into()
         } else if o.starts_with("trigger") && self.depends_on.ends_with("body names") {
             "the trigger's function names the column: change the function in a `sql` migration (onComplete: true) so it no longer names it, or drop the trigger first".into()
         } else if o.starts_with("trigger") {
@@ -176,7 +178,14 @@ found AS (
              WHEN 'm' THEN
                EXISTS (SELECT 1 FROM target t WHERE t.replaced AND t.relid = h.refobjid
                           AND t.attnum = h.refobjsubid)
-             ELSE false END
+             -- a trigger of the table itself (`UPDATE OF`, or its WHEN) over a replaced
+             -- column: made again, by its own definition, once the column is swapped
+             ELSE h.classid = 'pg_trigger'::regclass
+               AND EXISTS (SELECT 1 FROM target t WHERE t.replaced AND t.relid = h.refobjid
+                              AND t.attnum = h.refobjsubid)
+               AND EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.oid = h.objid
+                              AND tg.tgparentid = 0 AND NOT tg.tgisinternal)
+             END
              AS rebuilt,
            coalesce(pg_has_role(v.relowner, 'MEMBER'), true) AS owned,
            (SELECT n.nspname FROM pg_class o JOIN pg_namespace n ON n.oid = o.relnamespace
@@ -198,7 +207,11 @@ found AS (
 ),
 -- triggers of the tables whose function names a column that disappears
 vanishing AS (
-    SELECT v.tbl, v.col, c.oid AS relid
+    SELECT v.tbl, v.col, c.oid AS relid,
+           '(^|[^[:alnum:]_$])' || regexp_replace(v.col, '([^[:alnum:]_])', '\\\1', 'g')
+             || '($|[^[:alnum:]_$])' AS col_word,
+           '(^|[^[:alnum:]_$])' || regexp_replace(v.tbl, '([^[:alnum:]_])', '\\\1', 'g')
+             || '($|[^[:alnum:]_$])' AS tbl_word
       FROM unnest($6::text[], $7::text[]) AS v(tbl, col)
       JOIN pg_class c ON c.oid = to_regclass(quote_ident($1) || '.' || quote_ident(v.tbl))
 ),
@@ -213,7 +226,21 @@ named AS (
       JOIN pg_trigger g ON g.tgrelid = v.relid AND NOT g.tgisinternal
       JOIN pg_proc p ON p.oid = g.tgfoid
      WHERE g.tgname NOT LIKE '\_tandem%'
-       AND p.prosrc ~* ('(^|[^[:alnum:]_$])' || regexp_replace(v.col, '([^[:alnum:]_])', '\\\1', 'g') || '($|[^[:alnum:]_$])')
+       AND p.prosrc ~* v.col_word
+    UNION ALL
+    -- any other function of the schema (not an extension's) whose body names both the table
+    -- and the column: it would fail once complete has run
+    SELECT v.tbl,
+           pg_describe_object('pg_proc'::regclass, p.oid, 0),
+           format('column %s of table %s, which its body names', v.col, v.tbl),
+           false, true, NULL::name
+      FROM vanishing v
+      JOIN pg_proc p ON p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
+     WHERE p.prokind IN ('f', 'p') AND p.proname NOT LIKE '\_tandem%'
+       AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
+                          AND e.objid = p.oid AND e.deptype = 'e')
+       AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgfoid = p.oid AND g.tgrelid = v.relid)
+       AND p.prosrc ~* v.col_word AND p.prosrc ~* v.tbl_word
 )
 SELECT DISTINCT object, depends_on, rebuilt AND owned, NOT owned, tbl
   FROM (SELECT * FROM found UNION ALL SELECT * FROM named) f
@@ -283,7 +310,7 @@ BEGIN
   CREATE TEMP TABLE IF NOT EXISTS _tandem_carried_views (
       depth int, nsp name, name name, def text, options text[], owner name, acl aclitem[],
       comment text, column_comments jsonb, column_defaults jsonb, extras text[],
-      kind "char" DEFAULT 'v', source oid, indexes jsonb
+      kind "char" DEFAULT 'v', source oid, indexes jsonb, on_table name
   ) ON COMMIT DROP;
   TRUNCATE {SAVED};
   INSERT INTO {SAVED} (depth, nsp, name, def, options, owner, acl, comment, column_comments,
@@ -333,6 +360,24 @@ BEGIN
     JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE NOT n.nspname = ANY ({version_schemas})
    GROUP BY c.oid, n.nspname, c.relname;
+  -- the table's own triggers over the replaced columns (UPDATE OF, or WHEN)
+  INSERT INTO {SAVED} (depth, nsp, name, def, comment, extras, kind, on_table)
+  SELECT DISTINCT 0, n.nspname, g.tgname, pg_get_triggerdef(g.oid),
+         obj_description(g.oid, 'pg_trigger'),
+         CASE g.tgenabled
+           WHEN 'D' THEN ARRAY[format('ALTER TABLE %I.%I DISABLE TRIGGER %I', n.nspname, c.relname, g.tgname)]
+           WHEN 'A' THEN ARRAY[format('ALTER TABLE %I.%I ENABLE ALWAYS TRIGGER %I', n.nspname, c.relname, g.tgname)]
+           WHEN 'R' THEN ARRAY[format('ALTER TABLE %I.%I ENABLE REPLICA TRIGGER %I', n.nspname, c.relname, g.tgname)]
+         END,
+         't', c.relname
+    FROM pg_trigger g
+    JOIN pg_class c ON c.oid = g.tgrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_depend d ON d.classid = 'pg_trigger'::regclass AND d.objid = g.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.refobjsubid
+   WHERE c.oid = to_regclass(quote_ident({base}) || '.' || quote_ident({table}))
+     AND a.attname = ANY ({columns}) AND NOT g.tgisinternal AND g.tgparentid = 0;
   -- the materialized views whose replacement was built beside them
   INSERT INTO {SAVED} (depth, nsp, name, owner, acl, comment, column_comments, kind, source, indexes)
   SELECT 0, n.nspname, c.relname, pg_get_userbyid(c.relowner), c.relacl,
@@ -373,7 +418,9 @@ BEGIN
     EXECUTE format('ALTER SEQUENCE %s OWNED BY %I.%I.%I', owned.seq, {base}, {table}, owned.shadow);
   END LOOP;
   FOR saved IN SELECT * FROM {SAVED} ORDER BY depth DESC LOOP
-    IF saved.kind = 'm' THEN
+    IF saved.kind = 't' THEN
+      EXECUTE format('DROP TRIGGER %I ON %I.%I', saved.name, saved.nsp, saved.on_table);
+    ELSIF saved.kind = 'm' THEN
       EXECUTE format('DROP MATERIALIZED VIEW %I.%I', saved.nsp, saved.name);
     ELSE
       EXECUTE format('DROP VIEW %I.%I', saved.nsp, saved.name);
@@ -565,7 +612,17 @@ pub fn recreate_views_step(table: &str, group: &Tx) -> Step {
 DECLARE saved record; entry record; acl record; statement text;
 BEGIN
   IF to_regclass('{SAVED}') IS NULL THEN RETURN; END IF;
-  FOR saved IN SELECT * FROM {SAVED} ORDER BY depth LOOP
+  FOR saved IN SELECT * FROM {SAVED} WHERE kind = 't' LOOP
+    EXECUTE saved.def;
+    IF saved.comment IS NOT NULL THEN
+      EXECUTE format('COMMENT ON TRIGGER %I ON %I.%I IS %L', saved.name, saved.nsp,
+          saved.on_table, saved.comment);
+    END IF;
+    FOREACH statement IN ARRAY coalesce(saved.extras, '{{}}') LOOP
+      EXECUTE statement;
+    END LOOP;
+  END LOOP;
+  FOR saved IN SELECT * FROM {SAVED} WHERE kind <> 't' ORDER BY depth LOOP
     IF saved.kind = 'm' THEN
       EXECUTE format('ALTER MATERIALIZED VIEW %I.%I RENAME TO %I', saved.nsp,
           '{REPLACEMENT_PREFIX}' || saved.source, saved.name);
