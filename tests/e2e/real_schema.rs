@@ -270,3 +270,126 @@ async fn ledgersmb_is_adopted_migrated_by_both_versions_and_completed() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn procrastinate_schema() -> Option<PathBuf> {
+    let file = match std::env::var_os("TANDEM_PROCRASTINATE_SQL") {
+        Some(file) => PathBuf::from(file),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/real-schemas/procrastinate/procrastinate/sql/schema.sql"),
+    };
+    file.is_file().then_some(file)
+}
+
+/// procrastinate 3.10 (a Python job queue, <https://procrastinate.readthedocs.io>, MIT), its
+/// schema as its package ships it (`procrastinate/sql/schema.sql`, from PyPI): two enums, a
+/// composite type, plpgsql functions, seven triggers (`AFTER UPDATE OF status`, `WHEN
+/// (new.scheduled_at IS NOT NULL …)`), identity and bigserial keys. A type change of
+/// `scheduled_at`, which a trigger's WHEN reads: the backfill fires none of the app's
+/// triggers, both versions' inserts fire them, and the trigger is made again over the new
+/// column at complete.
+#[tokio::test]
+async fn procrastinate_is_adopted_and_its_trigger_bound_column_changes_type() {
+    let Some(schema) = procrastinate_schema() else {
+        eprintln!(
+            "SKIPPED: procrastinate's schema is not in target/real-schemas (run `scripts/dev setup`, \
+             which fetches it from PyPI, or set TANDEM_PROCRASTINATE_SQL)"
+        );
+        return;
+    };
+    let db = TestDb::new().await;
+    psql_file(&db, &schema).expect("procrastinate's schema loads");
+    let admin = db.client().await;
+    admin
+        .batch_execute(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at) VALUES
+               ('default', 'send_mail', '{}', NULL),
+               ('default', 'report', '{}', '2030-01-01 10:00:00.123+00'),
+               ('emails', 'digest', '{}', '2030-01-02 10:00:00.456+00');",
+        )
+        .await
+        .unwrap();
+    let events =
+        "SELECT format('%s %s', type, count(*)) FROM procrastinate_events GROUP BY type ORDER BY 1";
+    assert_eq!(texts(&admin, events).await, ["deferred 3", "scheduled 2"]);
+    let trigger = "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = 'procrastinate_trigger_scheduled_events_v1'";
+    let trigger_before = texts(&admin, trigger).await;
+
+    let (dir, _fresh) = baseline_round_trip(&db, "00_procrastinate").await;
+    let scheduled = dir.join("01_scheduled_seconds.json");
+    std::fs::write(
+        &scheduled,
+        r#"{"operations": [{"alter_column": {"table": "procrastinate_jobs", "column": "scheduled_at",
+            "type": "timestamp(0) with time zone",
+            "up": "date_trunc('second', scheduled_at)", "down": "scheduled_at"}}]}"#,
+    )
+    .unwrap();
+    let plan = db.tandem_ok(&["plan", scheduled.to_str().unwrap()]);
+    assert!(
+        plan.contains(
+            "trigger procrastinate_trigger_scheduled_events_v1 on table procrastinate_jobs"
+        ) && plan.contains("rebuilt"),
+        "{plan}"
+    );
+    start_roll_back_start(&db, &scheduled).await;
+    // The backfill touched every job and fired none of procrastinate's triggers.
+    assert_eq!(texts(&admin, events).await, ["deferred 3", "scheduled 2"]);
+    let old = db.client_on("public_00_procrastinate").await;
+    let new = db.client_on("public_01_scheduled_seconds").await;
+    old.execute(
+        "INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at)
+         VALUES ('default', 'old_app', '{}', '2030-02-01 08:00:00.789+00')",
+        &[],
+    )
+    .await
+    .unwrap();
+    new.execute(
+        "INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at)
+         VALUES ('default', 'new_app', '{}', '2030-03-01 08:00:00+00')",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(texts(&admin, events).await, ["deferred 5", "scheduled 4"]);
+    assert_eq!(
+        texts(
+            &new,
+            "SELECT format('%s %s', task_name, scheduled_at AT TIME ZONE 'UTC') FROM procrastinate_jobs
+              WHERE scheduled_at IS NOT NULL ORDER BY id"
+        )
+        .await,
+        [
+            "report 2030-01-01 10:00:00",
+            "digest 2030-01-02 10:00:00",
+            "old_app 2030-02-01 08:00:00",
+            "new_app 2030-03-01 08:00:00"
+        ]
+    );
+    db.tandem_ok(&["complete"]);
+    assert_eq!(texts(&admin, trigger).await, trigger_before);
+    admin
+        .execute(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at)
+             VALUES ('default', 'after', '{}', '2030-04-01 08:00:00.5+00')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(texts(&admin, events).await, ["deferred 6", "scheduled 5"]);
+    assert_eq!(
+        texts(
+            &admin,
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+              WHERE attrelid = 'procrastinate_jobs'::regclass AND attname = 'scheduled_at'"
+        )
+        .await,
+        ["timestamp(0) with time zone"]
+    );
+    let out = db.tandem(&["diff", "--migrations", dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
