@@ -45,6 +45,14 @@ async fn version_schema_is_prefixed_with_the_schema_as_in_pgroll() {
     );
     let url = db.tandem_ok(&["latest", "url"]);
     assert!(url.contains("public_add_nick"), "{url}");
+    // Behind a transaction pooler the URL's startup option is lost: stderr says what to do.
+    let note = db.tandem(&["latest", "url"]).stderr;
+    assert!(
+        String::from_utf8_lossy(&note)
+            .contains(r#"SET LOCAL search_path = "public_add_nick", "public""#),
+        "{}",
+        String::from_utf8_lossy(&note)
+    );
     // From the files alone, too.
     let dir = file.parent().unwrap().to_str().unwrap();
     assert_eq!(

@@ -502,7 +502,19 @@ async fn latest(g: &Global, what: Latest, local: Option<&Path>) -> Result<(), Fa
     match what {
         Latest::Schema => println!("{schema}"),
         Latest::Version => println!("{}", version.unwrap_or_default()),
-        Latest::Url => println!("{}", url_with_search_path(&url(g)?, &schema)),
+        Latest::Url => {
+            println!("{}", url_with_search_path(&url(g)?, &schema));
+            // The URL sets search_path as a startup option, which a transaction pooler drops
+            // (or refuses): said on stderr, so scripts that read stdout are unaffected.
+            eprintln!(
+                "note: this URL picks the version for the whole session; behind a transaction pooler \
+                 (PgBouncer in transaction mode, RDS Proxy, pgcat) startup options are dropped or refused, \
+                 so set it in every transaction instead: SET LOCAL search_path = {}, {} \
+                 (tandem-client does this; see docs/app-integration.md#connection-poolers)",
+                tandem_core::ident::quote_ident(&schema),
+                tandem_core::ident::quote_ident(&g.schema)
+            );
+        }
     }
     Ok(())
 }
