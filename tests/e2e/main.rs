@@ -34,3 +34,4 @@ mod raw_sql;
 mod real_schema;
 mod rehearsal;
 mod replica;
+mod update;

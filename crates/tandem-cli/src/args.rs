@@ -205,6 +205,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rewrite the migration files of DIR written in an older pgroll format (a top-level
+    /// `name`, the old `create_index` column forms) into the current format; current files
+    /// are left untouched.
+    Update {
+        dir: PathBuf,
+        /// Show what would change, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script: `tandem completions bash > /etc/bash_completion.d/tandem`.
     Completions { shell: clap_complete::Shell },
     /// Run the demo against a throwaway local PostgreSQL.

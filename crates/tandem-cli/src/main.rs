@@ -13,6 +13,7 @@ mod rehearsal;
 mod render;
 mod status;
 mod style;
+mod update;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -294,6 +295,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             yaml: _,
             json,
         } => new_migration(&dir, &name, json)?,
+        Command::Update { dir, dry_run, json } => update::run(&dir, dry_run, json)?,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tandem", &mut std::io::stdout());

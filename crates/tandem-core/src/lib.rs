@@ -19,4 +19,5 @@ pub mod position;
 pub mod problem;
 pub mod schema;
 pub mod sync;
+pub mod update;
 pub mod views;

@@ -1,0 +1,84 @@
+//! `tandem update DIR` rewrites pgroll's older file formats into the current one: every
+//! legacy example of pgroll's own still loads as the same migration, and current files are
+//! left untouched.
+
+use std::path::Path;
+
+use crate::support::TestDb;
+use tandem_core::load::{load_migration, Format};
+
+fn load(path: &Path) -> tandem_core::migration::Migration {
+    let display = path.display().to_string();
+    let format = Format::from_path(&display).unwrap();
+    let text = std::fs::read_to_string(path).unwrap();
+    let stem = path.file_stem().unwrap().to_str().unwrap();
+    load_migration(&display, stem, &text, format).unwrap_or_else(|p| panic!("{display}: {p:?}"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_legacy_pgroll_example_is_rewritten_into_a_file_that_means_the_same() {
+    let db = TestDb::new().await;
+    let legacy =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/pgroll/legacy-json");
+    let dir = std::env::temp_dir().join(format!("tandem-update-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&legacy, &dir);
+    // A legacy YAML file too, with the editor's schema comment on top.
+    std::fs::write(
+        dir.join("99_index_yaml.yaml"),
+        "# yaml-language-server: $schema=../schema/migration.schema.json\nname: 99_index_yaml\noperations:\n  - create_index:\n      name: idx_b_a\n      table: fruits\n      columns: [b, a]\n",
+    )
+    .unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let before: Vec<_> = files.iter().map(|f| load(f)).collect();
+    let texts_before: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+
+    let d = dir.to_str().unwrap();
+    let dry = db.tandem_ok(&["update", d, "--dry-run", "--json"]);
+    let dry: serde_json::Value = serde_json::from_str(&dry).unwrap();
+    assert_eq!(dry["dry_run"], true);
+    let updated = dry["updated"].as_u64().unwrap();
+    assert!(updated >= 50, "{dry}");
+    let unchanged: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert_eq!(unchanged, texts_before, "--dry-run writes nothing");
+
+    db.tandem_ok(&["update", d]);
+    for (file, migration) in files.iter().zip(&before) {
+        assert_eq!(&load(file), migration, "{} means the same", file.display());
+    }
+    let rewritten = std::fs::read_to_string(dir.join("99_index_yaml.yaml")).unwrap();
+    assert!(
+        rewritten.starts_with("# yaml-language-server:"),
+        "{rewritten}"
+    );
+    assert!(!rewritten.contains("name: 99_index_yaml"), "{rewritten}");
+    let index = std::fs::read_to_string(dir.join("10_create_index.json")).unwrap();
+    assert!(
+        index.contains("\"column\": \"name\"") && !index.contains("\"name\": \"10_create_index\""),
+        "{index}"
+    );
+    // Current files are left alone: a second run changes nothing.
+    let again: serde_json::Value =
+        serde_json::from_str(&db.tandem_ok(&["update", d, "--json"])).unwrap();
+    assert_eq!(again["updated"], 0, "{again}");
+    // And the folder still validates.
+    db.tandem_ok(&["validate", d]);
+}
