@@ -82,3 +82,47 @@ async fn every_legacy_pgroll_example_is_rewritten_into_a_file_that_means_the_sam
     // And the folder still validates.
     db.tandem_ok(&["validate", d]);
 }
+
+/// `migrate --expect-one` (pgroll's flag) runs only when exactly one file is pending.
+#[tokio::test]
+async fn migrate_expect_one_refuses_unless_exactly_one_file_is_pending() {
+    let db = TestDb::new().await;
+    db.tandem_ok(&["init"]);
+    let dir = crate::support::migrations_dir(&[
+        (
+            "01_a.json",
+            r#"{"operations": [{"create_table": {"name": "a", "columns": [{"name": "id", "type": "int", "pk": true}]}}]}"#,
+        ),
+        (
+            "02_b.json",
+            r#"{"operations": [{"create_table": {"name": "b", "columns": [{"name": "id", "type": "int", "pk": true}]}}]}"#,
+        ),
+    ]);
+    let d = dir.to_str().unwrap();
+    let out = db.tandem(&["migrate", d, "--expect-one"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("2 migration(s) are pending, not one (01_a, 02_b)"),
+        "{err}"
+    );
+    let c = db.client().await;
+    assert_eq!(
+        crate::support::texts(
+            &c,
+            "SELECT count(*)::text FROM pg_tables WHERE tablename IN ('a', 'b')"
+        )
+        .await,
+        ["0"]
+    );
+    std::fs::remove_file(dir.join("02_b.json")).unwrap();
+    db.tandem_ok(&["migrate", d, "--expect-one", "--complete"]);
+    assert_eq!(
+        crate::support::texts(
+            &c,
+            "SELECT count(*)::text FROM pg_tables WHERE tablename = 'a'"
+        )
+        .await,
+        ["1"]
+    );
+}

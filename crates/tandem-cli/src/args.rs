@@ -142,6 +142,10 @@ pub enum Command {
         /// lint prints it, e.g. drop, table_rewrite).
         #[arg(long = "allow-hazard", value_name = "NAME", value_parser = crate::lint::parse_hazard)]
         allow_hazard: Vec<tandem_lint::Hazard>,
+        /// Refuse (exit 2, nothing changed) unless exactly one file is pending, as pgroll's
+        /// `migrate --expect-one`: for deploys that ship one migration at a time.
+        #[arg(long)]
+        expect_one: bool,
     },
     /// Show the steps, locks and hazards of a migration, and the lint's findings, without
     /// running it.

@@ -253,12 +253,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             report,
             max_exclusive_ms,
             allow_hazard,
+            expect_one,
         } => {
             let rehearsal = Rehearsal {
                 report,
                 max_exclusive_ms,
             };
-            migrate(g, &dir, complete, json, &rehearsal, &allow_hazard).await?
+            let options = MigrateOptions {
+                complete,
+                json,
+                expect_one,
+            };
+            migrate(g, &dir, options, &rehearsal, &allow_hazard).await?
         }
         Command::Pull {
             dir,
@@ -355,14 +361,24 @@ struct Rehearsal {
     max_exclusive_ms: Option<u64>,
 }
 
+struct MigrateOptions {
+    complete: bool,
+    json: bool,
+    expect_one: bool,
+}
+
 async fn migrate(
     g: &Global,
     dir: &Path,
-    complete: bool,
-    json: bool,
+    options: MigrateOptions,
     rehearsal: &Rehearsal,
     allowed: &[Hazard],
 ) -> Result<(), Failure> {
+    let MigrateOptions {
+        complete,
+        json,
+        expect_one,
+    } = options;
     let migrations = files::load_dir_with_paths(dir).map_err(|p| bad_input(&p))?;
     let mut session = connect(g).await?;
     let applied: Vec<String> = session
@@ -376,6 +392,21 @@ async fn migrate(
         .filter(|(_, m)| !applied.contains(&m.name))
         .map(|(path, m)| (m, FileFindings::of(&path.display().to_string(), m, None)))
         .collect();
+    if expect_one && pending.len() != 1 {
+        let names: Vec<&str> = pending.iter().map(|(m, _)| m.name.as_str()).collect();
+        return Err(Failure {
+            code: 2,
+            message: format!(
+                "--expect-one: {} migration(s) are pending, not one{}; nothing was changed",
+                pending.len(),
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", names.join(", "))
+                }
+            ),
+        });
+    }
     // Every pending file is linted before the first one starts: a refusal changes nothing.
     for (_, found) in &pending {
         found.refuse_unless_allowed(allowed)?;
