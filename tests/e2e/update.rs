@@ -126,3 +126,32 @@ async fn migrate_expect_one_refuses_unless_exactly_one_file_is_pending() {
         ["1"]
     );
 }
+
+/// A pgroll user's environment carries over: `PGROLL_PG_URL` and `PGROLL_SCHEMA` stand in for
+/// tandem's own names when those are unset.
+#[tokio::test]
+async fn pgroll_environment_names_carry_over() {
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    c.batch_execute("CREATE SCHEMA app").await.unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(args)
+            .env_remove("TANDEM_PG_URL")
+            .env_remove("TANDEM_SCHEMA")
+            .env_remove("DATABASE_URL")
+            .env("PGROLL_PG_URL", &db.url)
+            .env("PGROLL_SCHEMA", "app")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["init"]).status.success());
+    let out = run(&["status", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["schema"], "app", "{status}");
+}

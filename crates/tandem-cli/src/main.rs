@@ -107,7 +107,20 @@ fn bad_input(problems: &[Problem]) -> Failure {
     }
 }
 
+/// pgroll's environment names carry over where they mean the same as tandem's and tandem's
+/// own are unset: `PGROLL_SCHEMA` for `TANDEM_SCHEMA` (`PGROLL_PG_URL` is read by
+/// [`configured_url`]). `PGROLL_STATE_SCHEMA` does not: it names pgroll's own state, whose
+/// layout is not tandem's.
+fn carry_over_pgroll_environment() {
+    if std::env::var_os("TANDEM_SCHEMA").is_none() {
+        if let Some(schema) = std::env::var_os("PGROLL_SCHEMA") {
+            std::env::set_var("TANDEM_SCHEMA", schema);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    carry_over_pgroll_environment();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -152,15 +165,22 @@ fn options(global: &Global) -> Options {
     }
 }
 
-fn url(global: &Global) -> Result<String, Failure> {
+/// The connection string: `--postgres-url` / `TANDEM_PG_URL`, else pgroll's `PGROLL_PG_URL`
+/// (so a pgroll user's environment carries over), else `DATABASE_URL`.
+fn configured_url(global: &Global) -> Option<String> {
     global
         .postgres_url
         .clone()
+        .or_else(|| std::env::var("PGROLL_PG_URL").ok())
         .or_else(|| std::env::var("DATABASE_URL").ok())
-        .ok_or_else(|| Failure {
-            code: 2,
-            message: "no database given\n  hint: pass --postgres-url, or set TANDEM_PG_URL or DATABASE_URL".into(),
-        })
+        .filter(|u| !u.is_empty())
+}
+
+fn url(global: &Global) -> Result<String, Failure> {
+    configured_url(global).ok_or_else(|| Failure {
+        code: 2,
+        message: "no database given\n  hint: pass --postgres-url, or set TANDEM_PG_URL (or pgroll's PGROLL_PG_URL, or DATABASE_URL)".into(),
+    })
 }
 
 async fn connect(global: &Global) -> Result<Session, Failure> {
@@ -647,7 +667,7 @@ async fn check_against_database(
 ) -> Result<(Vec<Problem>, Vec<Option<Schema>>), Failure> {
     let mut problems = Vec::new();
     let mut schemas = vec![None; loaded.len()];
-    if g.postgres_url.is_none() && std::env::var("DATABASE_URL").is_err() {
+    if configured_url(g).is_none() {
         return Ok((problems, schemas));
     }
     let session = connect(g).await?;
