@@ -18,6 +18,12 @@ struct Span {
 /// or index definition onto a shadow column. Qualified names (`t.col`) and function calls are
 /// left alone.
 pub fn rename_column_refs(sql: &str, from: &str, to: &str) -> String {
+    replace_column_refs(sql, from, &crate::ident::quote_ident(to))
+}
+
+/// `sql` with every unqualified reference to column `from` (not a function call) replaced by
+/// the text `with`.
+fn replace_column_refs(sql: &str, from: &str, with: &str) -> String {
     let chars: Vec<char> = sql.chars().collect();
     let mut out = String::new();
     let mut at = 0;
@@ -26,7 +32,7 @@ pub fn rename_column_refs(sql: &str, from: &str, to: &str) -> String {
         let call = chars[span.end..].iter().find(|c| !c.is_whitespace()) == Some(&'(');
         if span.name == from && !qualified && !call {
             out.extend(&chars[at..span.start]);
-            out.push_str(&crate::ident::quote_ident(to));
+            out.push_str(with);
             at = span.end;
         }
     }
@@ -63,22 +69,7 @@ pub fn calls_volatile_function(sql: &str) -> bool {
 /// parentheses: for chaining two operations' `up` on one column (the later one reads what the
 /// earlier one computed). Qualified names and function calls are left alone.
 pub fn substitute_column(sql: &str, from: &str, expr: &str) -> String {
-    let chars: Vec<char> = sql.chars().collect();
-    let mut out = String::new();
-    let mut at = 0;
-    for span in identifier_spans(sql) {
-        let qualified = span.start > 0 && chars[span.start - 1] == '.';
-        let call = chars[span.end..].iter().find(|c| !c.is_whitespace()) == Some(&'(');
-        if span.name == from && !qualified && !call {
-            out.extend(&chars[at..span.start]);
-            out.push('(');
-            out.push_str(expr);
-            out.push(')');
-            at = span.end;
-        }
-    }
-    out.extend(&chars[at..]);
-    out
+    replace_column_refs(sql, from, &format!("({expr})"))
 }
 
 /// `sql` with several column references renamed at once (`a→b` and `b→a` swap correctly).
