@@ -97,7 +97,7 @@ pub fn convert(sql: &str) -> Result<Conversion, ParseError> {
                     operation: i,
                     statement: text.to_string(),
                     message: format!(
-                        "fill in {pointer}: the placeholder is refused until it is an SQL expression"
+                        "fill in {pointer}: `tandem validate` refuses the placeholder until it is an SQL expression"
                     ),
                 });
             }
@@ -135,18 +135,21 @@ fn statement_text(sql: &str, location: i32, len: i32) -> &str {
 fn placeholders(op: &Operation) -> Vec<String> {
     let value = serde_json::to_value(op).unwrap_or_default();
     let mut found = Vec::new();
-    if let Some((key, body)) = value.as_object().and_then(|o| o.iter().next()) {
+    if let Some((_, body)) = value.as_object().and_then(|o| o.iter().next()) {
         for field in ["up", "down"] {
             match body.get(field) {
                 Some(serde_json::Value::String(s)) if s.starts_with(PLACEHOLDER_PREFIX) => {
-                    found.push(format!("{key}/{field}"));
+                    found.push(field.to_string());
                 }
                 Some(serde_json::Value::Object(map)) => {
                     for (column, v) in map {
                         if v.as_str()
                             .is_some_and(|s| s.starts_with(PLACEHOLDER_PREFIX))
                         {
-                            found.push(format!("{key}/{field}/{column}"));
+                            found.push(format!(
+                                "{field}/{}",
+                                tandem_core::problem::pointer_token(column)
+                            ));
                         }
                     }
                 }
@@ -1106,7 +1109,7 @@ mod tests {
     fn placeholders_are_noted() {
         let c = convert("ALTER TABLE t ALTER COLUMN a SET NOT NULL").unwrap();
         assert_eq!(c.notes.len(), 1);
-        assert!(c.notes[0].message.contains("alter_column/up"));
+        assert!(c.notes[0].message.contains("fill in up:"), "{:?}", c.notes);
     }
 
     #[test]
