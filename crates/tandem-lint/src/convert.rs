@@ -384,7 +384,10 @@ fn index_parameters(k: &Constraint) -> Converted<Option<IndexParameters>> {
         return Err("WITH (…), USING INDEX and USING INDEX TABLESPACE have no operation".into());
     }
     let including = names(&k.including);
-    Ok((!including.is_empty()).then(|| IndexParameters {
+    if including.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(IndexParameters {
         tablespace: None,
         storage_parameters: None,
         include_columns: Some(including),
