@@ -927,6 +927,28 @@ mod tests {
     }
 
     #[test]
+    fn a_placeholder_up_or_down_is_refused() {
+        let p = problems(
+            "operations:\n  - alter_column: {table: t, column: a, type: bigint, up: 'TODO: SQL expression that converts a', down: a}\n  - create_constraint: {table: t, name: c, type: check, columns: [\"my col\"], check: \"true\", up: {\"my col\": '  TODO: make it fit'}}\n",
+        );
+        assert_eq!(
+            pointers(&p),
+            [
+                "/operations/0/alter_column/up",
+                "/operations/1/create_constraint/up/my col"
+            ]
+        );
+        assert!(p[0].message.contains("still a placeholder"), "{}", p[0]);
+        assert!(p[0].hint.as_deref().unwrap().contains("replace it"));
+        // An expression that merely mentions TODO is fine.
+        load(
+            "operations:\n  - alter_column: {table: t, column: a, type: text, up: \"'TODO: ' || a\", down: a}\n",
+            Format::Yaml,
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn format_from_path() {
         assert_eq!(Format::from_path("a/01_x.json"), Some(Format::Json));
         assert_eq!(Format::from_path("01_x.YAML"), Some(Format::Yaml));
