@@ -111,3 +111,34 @@ async fn a_placeholder_left_in_is_refused_by_validate() {
         "{stderr}"
     );
 }
+
+#[test]
+fn stdin_in_json_and_name_out_notes_on_stderr() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["convert", "-", "--json", "--name", "07_view"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tandem");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"CREATE VIEW v AS SELECT 1;")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let file: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        file,
+        serde_json::json!({"name": "07_view", "operations": [{"sql": {"up": "CREATE VIEW v AS SELECT 1"}}]})
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/operations/0/sql: kept as a `sql` operation"),
+        "{stderr}"
+    );
+}
