@@ -249,10 +249,15 @@ fn column(table: &str, c: &ColumnDef) -> Converted<Column> {
         generated: None,
     };
     let mut not_null = false;
+    // Whether the clauses read so far end with a REFERENCES (and its attributes).
+    let mut after_reference = false;
     for node in &c.constraints {
         let Some(NodeEnum::Constraint(k)) = &node.node else {
             return Err("an unknown column constraint".into());
         };
+        let last_was_reference = after_reference;
+        after_reference = k.contype() == ConstrType::ConstrForeign
+            || (last_was_reference && is_attribute(k.contype()));
         match k.contype() {
             ConstrType::ConstrNotnull => not_null = true,
             ConstrType::ConstrNull => {}
@@ -319,6 +324,19 @@ fn column(table: &str, c: &ColumnDef) -> Converted<Column> {
                     }),
                 })
             }
+            // `DEFERRABLE` and `INITIALLY DEFERRED` after a column's REFERENCES belong to it.
+            ConstrType::ConstrAttrDeferrable | ConstrType::ConstrAttrDeferred
+                if last_was_reference =>
+            {
+                let r = col.references.as_mut().expect("the reference just read");
+                if k.contype() == ConstrType::ConstrAttrDeferrable {
+                    r.deferrable = Some(true);
+                } else {
+                    r.initially_deferred = Some(true);
+                }
+            }
+            ConstrType::ConstrAttrNotDeferrable | ConstrType::ConstrAttrImmediate
+                if last_was_reference => {}
             _ => {
                 return Err(format!(
                     "column \"{}\": this constraint clause has no operation",
@@ -331,6 +349,16 @@ fn column(table: &str, c: &ColumnDef) -> Converted<Column> {
         col.nullable = Some(true);
     }
     Ok(col)
+}
+
+fn is_attribute(t: ConstrType) -> bool {
+    matches!(
+        t,
+        ConstrType::ConstrAttrDeferrable
+            | ConstrType::ConstrAttrNotDeferrable
+            | ConstrType::ConstrAttrDeferred
+            | ConstrType::ConstrAttrImmediate
+    )
 }
 
 fn table_constraint(table: &str, k: &Constraint) -> Converted<TableConstraint> {
@@ -967,6 +995,20 @@ mod tests {
         assert_eq!(cons[1]["type"], "check");
         assert_eq!(cons[1]["check"], "length(name) > 1");
         assert_eq!(cons[1]["name"], "items_name_check");
+    }
+
+    #[test]
+    fn a_column_reference_keeps_its_deferrable_attributes() {
+        let op = one(
+            "CREATE TABLE t (o int REFERENCES owners (id) DEFERRABLE INITIALLY DEFERRED NOT NULL)",
+        );
+        let r = &op["create_table"]["columns"][0]["references"];
+        assert_eq!(r["deferrable"], true);
+        assert_eq!(r["initially_deferred"], true);
+        assert!(op["create_table"]["columns"][0].get("nullable").is_none());
+        // Anywhere else an attribute has no field: the statement is kept as SQL.
+        let c = convert("CREATE TABLE t (a int UNIQUE DEFERRABLE)").unwrap();
+        assert!(matches!(c.operations[0], Operation::Sql(_)));
     }
 
     #[test]
