@@ -94,6 +94,61 @@ async fn a_converted_script_runs_start_rollback_start_complete() {
 }
 
 #[tokio::test]
+async fn every_create_table_clause_converts_and_runs() {
+    let db = TestDb::new().await;
+    db.tandem_ok(&["init"]);
+    let migration = convert(
+        &db,
+        "CREATE TABLE owners (id int PRIMARY KEY);
+         CREATE TABLE t (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            a int,
+            s varchar(20) NOT NULL DEFAULT 'x' CHECK (length(s) > 0),
+            total numeric(10,2) GENERATED ALWAYS AS (a * 2) STORED,
+            o int REFERENCES owners (id) ON DELETE SET NULL DEFERRABLE,
+            tags text[],
+            UNIQUE (a) DEFERRABLE INITIALLY DEFERRED,
+            CONSTRAINT a_pos CHECK (a > 0),
+            FOREIGN KEY (a) REFERENCES owners (id) MATCH FULL
+         );
+         CREATE UNIQUE INDEX t_s ON t (s DESC NULLS LAST) WHERE a > 1;
+         CREATE INDEX t_tags ON t USING gin (tags) WITH (fastupdate = off);",
+    );
+    let ops = migration["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 4, "{migration}");
+    assert!(!migration.to_string().contains("\"sql\""), "{migration}");
+    start_and_complete(&db, "01_tables", &migration).await;
+    let admin = db.client().await;
+    assert_eq!(
+        texts(
+            &admin,
+            "SELECT conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint
+             WHERE conrelid = 'public.t'::regclass ORDER BY conname"
+        )
+        .await,
+        [
+            "a_pos: CHECK ((a > 0))",
+            "t_a_fkey: FOREIGN KEY (a) REFERENCES owners(id) MATCH FULL",
+            "t_a_key: UNIQUE (a) DEFERRABLE INITIALLY DEFERRED",
+            "t_o_fkey: FOREIGN KEY (o) REFERENCES owners(id) ON DELETE SET NULL DEFERRABLE",
+            "t_pkey: PRIMARY KEY (id)",
+            "t_s_check: CHECK ((length((s)::text) > 0))",
+        ]
+    );
+    assert_eq!(
+        texts(
+            &admin,
+            "SELECT indexdef FROM pg_indexes WHERE indexname IN ('t_s', 't_tags') ORDER BY 1"
+        )
+        .await,
+        [
+            "CREATE INDEX t_tags ON public.t USING gin (tags) WITH (fastupdate=off)",
+            "CREATE UNIQUE INDEX t_s ON public.t USING btree (s DESC NULLS LAST) WHERE (a > 1)",
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_placeholder_left_in_is_refused_by_validate() {
     let db = TestDb::new().await;
     let input = migration_file(
