@@ -13,6 +13,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod constraints;
+mod convert;
 mod demo;
 mod dependents;
 mod diff;

@@ -220,6 +220,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Convert SQL DDL into a migration file on stdout: each statement becomes the operation
+    /// that makes the change safely (anything else a `sql` operation); notes go to stderr.
+    Convert {
+        /// The SQL file; `-` or none reads stdin.
+        file: Option<PathBuf>,
+        /// Write JSON (YAML by default).
+        #[arg(long)]
+        json: bool,
+        /// Write `name: NAME` into the file (older pgroll files name the migration so; without
+        /// it, the migration is named after the file it is saved as).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Print a shell completion script: `tandem completions bash > /etc/bash_completion.d/tandem`.
     Completions { shell: clap_complete::Shell },
     /// Run the demo against a throwaway local PostgreSQL.

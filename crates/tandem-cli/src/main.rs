@@ -1,6 +1,7 @@
 //! The `tandem` binary: parses arguments, calls tandem-pg, prints. No SQL here.
 
 mod args;
+mod convert;
 mod create;
 mod demo;
 mod diff;
@@ -322,6 +323,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             json,
         } => new_migration(&dir, &name, json)?,
         Command::Update { dir, dry_run, json } => update::run(&dir, dry_run, json)?,
+        Command::Convert { file, json, name } => convert::run(file.as_deref(), json, name)?,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tandem", &mut std::io::stdout());

@@ -214,12 +214,17 @@ pub fn file_text(migration: &Migration, format: Format) -> String {
         version_schema: migration.version_schema.clone(),
         operations: migration.operations.clone(),
     };
+    migration_file_text(&file, format)
+}
+
+/// The text of a migration file as it is.
+pub fn migration_file_text(file: &MigrationFile, format: Format) -> String {
     match format {
-        Format::Json => serde_json::to_string_pretty(&file).expect("a migration serializes") + "\n",
+        Format::Json => serde_json::to_string_pretty(file).expect("a migration serializes") + "\n",
         // Through a JSON value: serialized directly, YAML would write each operation as a
         // `!tag` rather than the one-key mapping the file format has.
         Format::Yaml => {
-            let value = serde_json::to_value(&file).expect("a migration serializes");
+            let value = serde_json::to_value(file).expect("a migration serializes");
             serde_norway::to_string(&value).expect("a JSON value serializes")
         }
     }

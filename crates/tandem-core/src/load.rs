@@ -17,6 +17,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
 
+/// How the placeholders `tandem convert` writes for an `up`/`down` that SQL does not say
+/// begin; a file holding one is refused until a person writes the expression.
+pub const PLACEHOLDER_PREFIX: &str = "TODO:";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,
@@ -656,6 +660,7 @@ fn consistency_problems(value: &Value, stem: &str) -> Vec<Found> {
         };
         let at = format!("/operations/{i}/{}", pointer_token(key));
         long_name_problems(&at, key, raw_body, &mut found);
+        placeholder_problems(&at, body, &mut found);
         match key.as_str() {
             "create_table" => create_table_problems(&at, body, &mut found),
             "add_column" => {
@@ -669,6 +674,36 @@ fn consistency_problems(value: &Value, stem: &str) -> Vec<Found> {
         }
     }
     found
+}
+
+/// An `up`/`down` (or one column's, in a map) still holding a placeholder of `tandem convert`:
+/// run, it would be an SQL error in the middle of a migration, so it is refused up front.
+fn placeholder_problems(at: &str, body: &Map<String, Value>, found: &mut Vec<Found>) {
+    let is_placeholder = |v: &Value| {
+        v.as_str()
+            .is_some_and(|s| s.trim_start().starts_with(PLACEHOLDER_PREFIX))
+    };
+    for field in ["up", "down"] {
+        let mut values = Vec::new();
+        match body.get(field) {
+            Some(Value::Object(map)) => {
+                for (column, v) in map {
+                    values.push((format!("{at}/{field}/{}", pointer_token(column)), v));
+                }
+            }
+            Some(v) => values.push((format!("{at}/{field}"), v)),
+            None => {}
+        }
+        for (pointer, value) in values.into_iter().filter(|(_, v)| is_placeholder(v)) {
+            let text = value.as_str().unwrap_or_default();
+            found.push(
+                Found::new(&pointer, format!("`{field}` is still a placeholder: {text}"))
+                    .hint(Some(format!(
+                        "replace it with the SQL expression it describes (`{field}` is evaluated for each row)"
+                    ))),
+            );
+        }
+    }
 }
 
 /// The names an operation gives to tables, columns, constraints and indexes: (path, what).
@@ -889,6 +924,28 @@ mod tests {
 
     fn pointers(problems: &[Problem]) -> Vec<&str> {
         problems.iter().map(|p| p.pointer.as_str()).collect()
+    }
+
+    #[test]
+    fn a_placeholder_up_or_down_is_refused() {
+        let p = problems(
+            "operations:\n  - alter_column: {table: t, column: a, type: bigint, up: 'TODO: SQL expression that converts a', down: a}\n  - create_constraint: {table: t, name: c, type: check, columns: [\"my col\"], check: \"true\", up: {\"my col\": '  TODO: make it fit'}}\n",
+        );
+        assert_eq!(
+            pointers(&p),
+            [
+                "/operations/0/alter_column/up",
+                "/operations/1/create_constraint/up/my col"
+            ]
+        );
+        assert!(p[0].message.contains("still a placeholder"), "{}", p[0]);
+        assert!(p[0].hint.as_deref().unwrap().contains("replace it"));
+        // An expression that merely mentions TODO is fine.
+        load(
+            "operations:\n  - alter_column: {table: t, column: a, type: text, up: \"'TODO: ' || a\", down: a}\n",
+            Format::Yaml,
+        )
+        .unwrap();
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! destroy data. No I/O: given a migration (and, when known, the live schema), it returns
 //! findings; the CLI prints them and refuses to start while a refusal remains.
 
+pub mod convert;
 mod expr;
 mod hazard;
 mod position;
