@@ -1,6 +1,7 @@
 //! Lock discipline: while a long transaction holds a lock tandem needs, tandem waits at most
 //! the lock timeout per attempt, retries with backoff naming the blocking session, and the
-//! application's queries never queue behind it for longer than that.
+//! application's queries never queue behind it for longer than that. By default that timeout
+//! starts short and grows per retry up to a cap; `--lock-timeout` fixes it for every try.
 
 use std::time::{Duration, Instant};
 
