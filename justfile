@@ -17,6 +17,8 @@ demo:
 ci:
     .ci/run
 
-# Benchmarks: backfill throughput vs one UPDATE, in one run (release build).
+# Benchmarks: backfill throughput vs one UPDATE, in one run (release build); then the
+# application's stall behind a blocked DDL step, fixed 500 ms lock timeout vs the adaptive default.
 bench:
     cargo bench -p tandem-pg --bench backfill
+    cargo bench -p tandem-pg --bench lockstall

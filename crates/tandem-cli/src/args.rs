@@ -34,9 +34,12 @@ pub struct Global {
         default_value = "tandem"
     )]
     pub state_schema: String,
-    /// How long one DDL statement may wait for its lock before it is retried (e.g. 500ms, 2s).
-    #[arg(long, global = true, default_value = "500ms", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    /// How long one DDL statement may wait for its lock before it is retried (e.g. 500ms, 2s),
+    /// the same for every try. Without it the timeout adapts: 50ms at first, doubling on each
+    /// retry of the same step up to 120ms, so the application never waits longer than that
+    /// behind tandem.
+    #[arg(long, global = true, value_parser = parse_duration)]
+    pub lock_timeout: Option<Duration>,
     /// How long to keep retrying a statement that cannot get its lock (e.g. 10m).
     #[arg(long, global = true, default_value = "10m", value_parser = parse_duration)]
     pub lock_retry_for: Duration,

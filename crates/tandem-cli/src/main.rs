@@ -150,7 +150,10 @@ fn options(global: &Global) -> Options {
         state_schema: global.state_schema.clone(),
         role: global.role.clone(),
         exec: tandem_pg::executor::ExecOptions {
-            lock_timeout: global.lock_timeout,
+            lock_timeout: global.lock_timeout.map_or(
+                tandem_pg::executor::LockTimeout::DEFAULT,
+                tandem_pg::executor::LockTimeout::Fixed,
+            ),
             lock_retry_for: global.lock_retry_for,
             backfill: tandem_pg::backfill::BackfillOptions {
                 batch_size: global.backfill_batch_size.max(1),

@@ -171,6 +171,7 @@ mod tests {
         r.record(&Event::LockRetry {
             description: "add column".into(),
             attempt: 1,
+            lock_timeout: Duration::from_millis(50),
             wait: Duration::from_millis(10),
             blockers: String::new(),
         });

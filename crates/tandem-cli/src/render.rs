@@ -13,8 +13,9 @@ pub fn progress(json: bool) -> impl Fn(Event) + Send + Sync {
 pub fn event_text(event: &Event) -> String {
     match event {
         Event::Step { description } => format!("  - {description}"),
-        Event::LockRetry { description, attempt, wait, blockers } => format!(
-            "  ! could not get the lock to {description} (attempt {attempt}); retrying in {} ms; blocking: {blockers}",
+        Event::LockRetry { description, attempt, lock_timeout, wait, blockers } => format!(
+            "  ! could not get the lock to {description} within {} ms (attempt {attempt}); retrying in {} ms; blocking: {blockers}",
+            lock_timeout.as_millis(),
             wait.as_millis()
         ),
         Event::BackfillProgress { table, rows, estimate, batch_size } => {
@@ -45,10 +46,12 @@ pub fn event_json(event: &Event) -> serde_json::Value {
         Event::LockRetry {
             description,
             attempt,
+            lock_timeout,
             wait,
             blockers,
         } => serde_json::json!({
             "event": "lock_retry", "description": description, "attempt": attempt,
+            "lock_timeout_ms": lock_timeout.as_millis() as u64,
             "wait_ms": wait.as_millis() as u64, "blockers": blockers}),
         Event::BackfillProgress {
             table,

@@ -1,6 +1,8 @@
 //! Runs plan steps: each DDL statement under a short `lock_timeout`, retried with exponential
 //! backoff and jitter while the budget lasts, so the application never queues behind tandem
-//! for longer than the lock timeout. Knows no operation by name.
+//! for longer than the lock timeout. By default that timeout adapts: short at first, longer
+//! on each retry of the same step, up to a cap that bounds the application's stall. Knows no
+//! operation by name.
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +11,74 @@ use tandem_core::plan::{Action, Step, Tx};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
+/// How long each try of a DDL statement may wait for its lock. Whatever waits behind tandem's
+/// queued lock request (every application statement on the table) waits at most this long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockTimeout {
+    /// `--lock-timeout`: every try waits exactly this long.
+    Fixed(Duration),
+    /// The default: the first try waits `first`, each retry of the same step twice as long
+    /// as the one before (less up to a fifth of jitter), never more than `cap`.
+    Adaptive { first: Duration, cap: Duration },
+}
+
+impl LockTimeout {
+    /// The default: 50 ms, 100 ms, then 120 ms for every later try. Most lock waits under
+    /// ordinary load are for transactions of a few milliseconds, which the first try
+    /// outlasts; a longer blocker costs more tries within `--lock-retry-for`, not a longer
+    /// stall. The cap keeps the application's worst wait behind tandem under 150 ms.
+    pub const DEFAULT: LockTimeout = LockTimeout::Adaptive {
+        first: Duration::from_millis(50),
+        cap: Duration::from_millis(120),
+    };
+
+    /// The timeout of try `attempt` (from 1); `jitter` in [0, 1] shortens a grown timeout by
+    /// up to a fifth of it, so that several waiting tools do not line up. The first try and a
+    /// fixed timeout take none.
+    pub fn for_attempt(&self, attempt: u32, jitter: f64) -> Duration {
+        match *self {
+            LockTimeout::Fixed(d) => d,
+            LockTimeout::Adaptive { first, cap } => {
+                if attempt <= 1 {
+                    return first.min(cap);
+                }
+                let grown = first.saturating_mul(1u32 << (attempt - 1).min(16)).min(cap);
+                let off = grown.mul_f64(jitter.clamp(0.0, 1.0) / 5.0);
+                grown.saturating_sub(off).max(first.min(cap))
+            }
+        }
+    }
+
+    /// The longest sleep between tries. With the adaptive timeout each try stalls the
+    /// application for at most the cap, so tries may come more often (1 s apart at most,
+    /// against 5 s for a fixed timeout): about the same share of the time stalled as a
+    /// fixed 500 ms timeout with its 5 s sleeps, in stalls a quarter as long, and the step
+    /// goes sooner after its blocker ends.
+    pub fn longest_sleep(&self) -> Duration {
+        match self {
+            LockTimeout::Fixed(_) => Duration::from_millis(5000),
+            LockTimeout::Adaptive { .. } => Duration::from_millis(1000),
+        }
+    }
+
+    /// The longest any try waits: the bound on the application's stall behind tandem.
+    pub fn longest(&self) -> Duration {
+        match *self {
+            LockTimeout::Fixed(d) => d,
+            LockTimeout::Adaptive { first, cap } => first.max(cap),
+        }
+    }
+}
+
+impl Default for LockTimeout {
+    fn default() -> Self {
+        LockTimeout::DEFAULT
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
-    pub lock_timeout: Duration,
+    pub lock_timeout: LockTimeout,
     /// How long to keep retrying a statement that cannot get its lock.
     pub lock_retry_for: Duration,
     pub backfill: crate::backfill::BackfillOptions,
@@ -20,7 +87,7 @@ pub struct ExecOptions {
 impl Default for ExecOptions {
     fn default() -> Self {
         ExecOptions {
-            lock_timeout: Duration::from_millis(500),
+            lock_timeout: LockTimeout::DEFAULT,
             lock_retry_for: Duration::from_secs(600),
             backfill: crate::backfill::BackfillOptions::default(),
         }
@@ -36,6 +103,9 @@ pub enum Event {
     LockRetry {
         description: String,
         attempt: u32,
+        /// The lock timeout the failed try waited for.
+        lock_timeout: Duration,
+        /// The sleep before the next try.
         wait: Duration,
         blockers: String,
     },
@@ -322,7 +392,9 @@ impl<'a> Executor<'a> {
             self.client,
             b,
             &self.options.backfill,
-            self.options.lock_timeout,
+            // A batch's UPDATE waits for row locks, with the application's writers of those
+            // rows queued behind it: the same bound as the DDL.
+            self.options.lock_timeout.longest(),
             self.connector,
             checkpoints.as_ref(),
             self.observer,
@@ -351,7 +423,8 @@ impl<'a> Executor<'a> {
         loop {
             attempt += 1;
             let attempt_began = Instant::now();
-            match self.try_chunk(chunk, record).await {
+            let timeout = self.options.lock_timeout.for_attempt(attempt, jitter());
+            match self.try_chunk(chunk, record, timeout).await {
                 Ok(()) => {
                     self.last_hold = attempt_began.elapsed();
                     return Ok(());
@@ -365,10 +438,11 @@ impl<'a> Executor<'a> {
                             blockers,
                         });
                     }
-                    let wait = backoff(attempt);
+                    let wait = backoff(attempt, self.options.lock_timeout.longest_sleep());
                     (self.observer)(Event::LockRetry {
                         description: description.clone(),
                         attempt,
+                        lock_timeout: timeout,
                         wait,
                         blockers,
                     });
@@ -389,8 +463,9 @@ impl<'a> Executor<'a> {
         &mut self,
         chunk: &'s [Step],
         record: Option<&str>,
+        timeout: Duration,
     ) -> Result<(), (&'s Step, tokio_postgres::Error)> {
-        let timeout = format!("{}ms", self.options.lock_timeout.as_millis());
+        let timeout = format!("{}ms", timeout.as_millis());
         if chunk[0].tx == Tx::None {
             return self.try_concurrently(&chunk[0]).await;
         }
@@ -430,7 +505,7 @@ impl<'a> Executor<'a> {
             "{}ms",
             self.options
                 .lock_retry_for
-                .max(self.options.lock_timeout)
+                .max(self.options.lock_timeout.longest())
                 .as_millis()
         );
         self.client
@@ -504,13 +579,81 @@ pub fn is_lock_timeout(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
 }
 
-/// Exponential backoff from 50 ms, capped at 5 s, with up to 50% jitter so that several
+/// Exponential backoff from 50 ms, capped at `cap`, with up to 50% jitter so that several
 /// waiting tools do not retry in lockstep.
-fn backoff(attempt: u32) -> Duration {
-    let base = 50u64.saturating_mul(1 << attempt.min(7)).min(5000);
+/// While tandem sleeps, the application statements that queued behind its lock request run.
+fn backoff(attempt: u32, cap: Duration) -> Duration {
+    let cap = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+    let base = 50u64.saturating_mul(1 << attempt.min(7)).min(cap);
+    Duration::from_millis(base / 2 + (jitter() * (base / 2) as f64) as u64)
+}
+
+/// A number in [0, 1] that differs from call to call and between processes.
+fn jitter() -> f64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
-        .unwrap_or(0) as u64;
-    Duration::from_millis(base / 2 + nanos % (base / 2 + 1))
+        .unwrap_or(0);
+    f64::from(nanos % 1000) / 999.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(d: Duration) -> u128 {
+        d.as_millis()
+    }
+
+    #[test]
+    fn the_default_lock_timeout_grows_per_retry_up_to_its_cap() {
+        let t = LockTimeout::DEFAULT;
+        let tries: Vec<u128> = (1..=6).map(|a| ms(t.for_attempt(a, 0.0))).collect();
+        assert_eq!(tries, [50, 100, 120, 120, 120, 120]);
+        assert_eq!(ms(t.longest()), 120);
+        // Jitter only shortens a grown timeout, never below the first nor above the cap.
+        for a in 1..=10 {
+            for j in [0.0, 0.3, 1.0] {
+                let d = t.for_attempt(a, j);
+                assert!(
+                    d >= Duration::from_millis(50) && d <= t.longest(),
+                    "{a} {j} {d:?}"
+                );
+            }
+        }
+        assert_eq!(ms(t.for_attempt(1, 1.0)), 50);
+        assert_eq!(ms(t.for_attempt(2, 1.0)), 80);
+        assert_eq!(ms(t.for_attempt(40, 0.0)), 120);
+    }
+
+    #[test]
+    fn a_fixed_lock_timeout_is_the_same_every_try() {
+        let t = LockTimeout::Fixed(Duration::from_millis(300));
+        for a in 1..=10 {
+            assert_eq!(ms(t.for_attempt(a, 0.7)), 300);
+        }
+        assert_eq!(ms(t.longest()), 300);
+    }
+
+    #[test]
+    fn backoff_sleeps_grow_with_jitter_and_a_cap() {
+        for cap in [1000, 5000] {
+            for a in 1..=20 {
+                let d = backoff(a, Duration::from_millis(cap));
+                let base = 50u64.saturating_mul(1 << a.min(7)).min(cap);
+                assert!(
+                    ms(d) >= u128::from(base / 2) && ms(d) <= u128::from(base),
+                    "{a} {d:?}"
+                );
+            }
+        }
+        assert_eq!(
+            LockTimeout::DEFAULT.longest_sleep(),
+            Duration::from_millis(1000)
+        );
+        assert_eq!(
+            LockTimeout::Fixed(Duration::from_millis(500)).longest_sleep(),
+            Duration::from_millis(5000)
+        );
+    }
 }
