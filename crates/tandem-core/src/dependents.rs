@@ -307,6 +307,44 @@ pub fn save_and_drop_views_step(
         r#"
 DECLARE saved record; owned record;
 BEGIN
+  -- column privileges go on with the shadow (a view is security_invoker: the table's
+  -- column grants are what a role's reads and writes are checked against)
+  FOR owned IN SELECT s.shadow, g.privilege_type, g.grantee, g.is_grantable
+                 FROM pg_attribute a
+                 JOIN unnest({columns}, {shadows}) AS s(original, shadow) ON s.original = a.attname
+                 CROSS JOIN LATERAL aclexplode(a.attacl) g
+                WHERE a.attrelid = to_regclass(quote_ident({base}) || '.' || quote_ident({table}))
+                  AND a.attacl IS NOT NULL LOOP
+    EXECUTE format('GRANT %s (%I) ON %I.%I TO %s%s', owned.privilege_type, owned.shadow,
+        {base}, {table},
+        CASE WHEN owned.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(owned.grantee)) END,
+        CASE WHEN owned.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+  END LOOP;
+  -- a sequence a replaced column owns (serial) goes on with its shadow, whose default uses it
+  FOR owned IN SELECT d.objid::regclass AS seq, s.shadow
+                 FROM pg_depend d
+                 JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                 JOIN unnest({columns}, {shadows}) AS s(original, shadow) ON s.original = a.attname
+                WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                  AND d.deptype = 'a'
+                  AND d.refobjid = to_regclass(quote_ident({base}) || '.' || quote_ident({table}))
+                  AND (SELECT c.relkind FROM pg_class c WHERE c.oid = d.objid) = 'S' LOOP
+    EXECUTE format('ALTER SEQUENCE %s OWNED BY %I.%I.%I', owned.seq, {base}, {table}, owned.shadow);
+  END LOOP;
+  -- Nothing (a view, a materialized view, a trigger) depends on the replaced columns of the
+  -- table or its partitions: no temporary table, nothing more to do under the lock.
+  IF NOT EXISTS (
+      WITH RECURSIVE rels(oid) AS (
+          SELECT to_regclass(quote_ident({base}) || '.' || quote_ident({table}))::oid
+          UNION
+          SELECT h.inhrelid FROM rels r JOIN pg_inherits h ON h.inhparent = r.oid)
+      SELECT 1 FROM pg_depend d
+        JOIN rels r ON d.refclassid = 'pg_class'::regclass AND d.refobjid = r.oid
+        JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+       WHERE d.classid IN ('pg_rewrite'::regclass, 'pg_trigger'::regclass)
+         AND d.deptype = 'n' AND a.attname = ANY ({columns})) THEN
+    RETURN;
+  END IF;
   CREATE TEMP TABLE IF NOT EXISTS _tandem_carried_views (
       depth int, nsp name, name name, def text, options text[], owner name, acl aclitem[],
       comment text, column_comments jsonb, column_defaults jsonb, extras text[],
@@ -393,30 +431,6 @@ BEGIN
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.oid IN ({matviews})
      AND to_regclass(format('%I.%I', n.nspname, '{REPLACEMENT_PREFIX}' || c.oid)) IS NOT NULL;
-  -- column privileges go on with the shadow (a view is security_invoker: the table's
-  -- column grants are what a role's reads and writes are checked against)
-  FOR owned IN SELECT s.shadow, g.privilege_type, g.grantee, g.is_grantable
-                 FROM pg_attribute a
-                 JOIN unnest({columns}, {shadows}) AS s(original, shadow) ON s.original = a.attname
-                 CROSS JOIN LATERAL aclexplode(a.attacl) g
-                WHERE a.attrelid = to_regclass(quote_ident({base}) || '.' || quote_ident({table}))
-                  AND a.attacl IS NOT NULL LOOP
-    EXECUTE format('GRANT %s (%I) ON %I.%I TO %s%s', owned.privilege_type, owned.shadow,
-        {base}, {table},
-        CASE WHEN owned.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(owned.grantee)) END,
-        CASE WHEN owned.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-  END LOOP;
-  -- a sequence a replaced column owns (serial) goes on with its shadow, whose default uses it
-  FOR owned IN SELECT d.objid::regclass AS seq, s.shadow
-                 FROM pg_depend d
-                 JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-                 JOIN unnest({columns}, {shadows}) AS s(original, shadow) ON s.original = a.attname
-                WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-                  AND d.deptype = 'a'
-                  AND d.refobjid = to_regclass(quote_ident({base}) || '.' || quote_ident({table}))
-                  AND (SELECT c.relkind FROM pg_class c WHERE c.oid = d.objid) = 'S' LOOP
-    EXECUTE format('ALTER SEQUENCE %s OWNED BY %I.%I.%I', owned.seq, {base}, {table}, owned.shadow);
-  END LOOP;
   FOR saved IN SELECT * FROM {SAVED} ORDER BY depth DESC LOOP
     IF saved.kind = 't' THEN
       EXECUTE format('DROP TRIGGER %I ON %I.%I', saved.name, saved.nsp, saved.on_table);
