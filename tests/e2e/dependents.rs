@@ -25,12 +25,17 @@ CREATE SCHEMA reports;
 CREATE VIEW reports.score_summary AS SELECT count(*) AS n, sum(score) AS total FROM top_customers;
 "#;
 
-async fn app() -> (TestDb, Client) {
+/// A fresh database holding `sql`'s objects, with tandem initialised.
+async fn with_schema(sql: &str) -> (TestDb, Client) {
     let db = TestDb::new().await;
     let c = db.client().await;
-    c.batch_execute(APP).await.unwrap();
+    c.batch_execute(sql).await.unwrap();
     db.tandem_ok(&["init"]);
     (db, c)
+}
+
+async fn app() -> (TestDb, Client) {
+    with_schema(APP).await
 }
 
 fn file(name: &str, json: &str) -> std::path::PathBuf {
@@ -412,15 +417,11 @@ async fn a_materialized_view_is_rebuilt_beside_the_old_one_and_swapped_in_at_com
 
 #[tokio::test]
 async fn a_serial_column_keeps_its_sequence_through_a_type_change_and_a_unique_constraint() {
-    let db = TestDb::new().await;
-    let c = db.client().await;
-    c.batch_execute(
+    let (db, c) = with_schema(
         "CREATE TABLE tickets (id int PRIMARY KEY, number serial, title text);
          INSERT INTO tickets (id, title) VALUES (1, 'a'), (2, 'b');",
     )
-    .await
-    .unwrap();
-    db.tandem_ok(&["init"]);
+    .await;
     let f = file(
         "02_number",
         r#"{"operations": [
@@ -668,17 +669,13 @@ async fn a_partitioned_table_is_dropped_with_its_partitions_and_restored_by_roll
 /// sync trigger of its own, so writes through a child's view reach both shapes.
 #[tokio::test]
 async fn an_inheritance_child_follows_its_parent_in_both_versions() {
-    let db = TestDb::new().await;
-    let c = db.client().await;
-    c.batch_execute(
+    let (db, c) = with_schema(
         "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL, note text);
          CREATE TABLE special_items (extra text) INHERITS (items);
          INSERT INTO items VALUES (1, 1, 'plain');
          INSERT INTO special_items VALUES (2, 2, 'special', 'x');",
     )
-    .await
-    .unwrap();
-    db.tandem_ok(&["init"]);
+    .await;
     let dir = std::env::temp_dir().join(format!("tandem-inherit-{}", std::process::id()));
     db.tandem_ok(&["baseline", "01_base", dir.to_str().unwrap()]);
     let old = db.client_on("public_01_base").await;
@@ -747,12 +744,7 @@ async fn an_inheritance_child_follows_its_parent_in_both_versions() {
 /// without the table rewrite that `ADD COLUMN … serial` would take under its lock.
 #[tokio::test]
 async fn a_serial_column_is_added_without_up_and_without_a_rewrite() {
-    let db = TestDb::new().await;
-    let c = db.client().await;
-    c.batch_execute("CREATE TABLE tickets (id int PRIMARY KEY, title text); INSERT INTO tickets VALUES (1, 'a'), (2, 'b')")
-        .await
-        .unwrap();
-    db.tandem_ok(&["init"]);
+    let (db, c) = with_schema("CREATE TABLE tickets (id int PRIMARY KEY, title text); INSERT INTO tickets VALUES (1, 'a'), (2, 'b')").await;
     let f = file(
         "02_number",
         r#"{"operations": [{"add_column": {"table": "tickets", "column": {"name": "number", "type": "bigserial"}}}]}"#,
@@ -792,12 +784,7 @@ async fn a_serial_column_is_added_without_up_and_without_a_rewrite() {
 /// under ACCESS EXCLUSIVE; an `up` that is not the default is refused, as in pgroll.
 #[tokio::test]
 async fn a_volatile_default_is_backfilled_row_by_row_without_a_rewrite() {
-    let db = TestDb::new().await;
-    let c = db.client().await;
-    c.batch_execute("CREATE TABLE sessions (id int PRIMARY KEY); INSERT INTO sessions SELECT generate_series(1, 100)")
-        .await
-        .unwrap();
-    db.tandem_ok(&["init"]);
+    let (db, c) = with_schema("CREATE TABLE sessions (id int PRIMARY KEY); INSERT INTO sessions SELECT generate_series(1, 100)").await;
     let bad = file(
         "02_token",
         r#"{"operations": [{"add_column": {"table": "sessions", "up": "'x'", "column": {"name": "token", "type": "text", "default": "gen_random_uuid()::text"}}}]}"#,
