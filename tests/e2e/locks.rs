@@ -9,28 +9,7 @@ use crate::support::{migration_file, TestDb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn a_long_transaction_never_makes_the_application_queue_behind_tandem() {
-    let db = TestDb::new().await;
-    db.tandem_ok(&["init"]);
-    let setup = migration_file(
-        "01_items.json",
-        r#"{"operations": [{"create_table": {"name": "items", "columns": [{"name": "id", "type": "int", "pk": true}]}}]}"#,
-    );
-    db.tandem_ok(&["start", "--complete", setup.to_str().unwrap()]);
-    let blocker = db.client().await;
-    blocker
-        .batch_execute("BEGIN; SELECT * FROM public.items")
-        .await
-        .unwrap();
-    let blocker_pid: i32 = blocker
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
-
-    let file = migration_file(
-        "02_add.json",
-        r#"{"operations": [{"add_column": {"table": "items", "column": {"name": "note", "type": "text", "nullable": true}}}]}"#,
-    );
+    let (db, blocker, blocker_pid, file) = items_held_by_a_blocker().await;
     let url = db.url.clone();
     let tandem = std::thread::spawn(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -86,27 +65,7 @@ async fn blocked_start(
     retries: usize,
 ) -> (bool, Vec<serde_json::Value>, i32, String) {
     use std::io::BufRead;
-    let db = TestDb::new().await;
-    db.tandem_ok(&["init"]);
-    let setup = migration_file(
-        "01_items.json",
-        r#"{"operations": [{"create_table": {"name": "items", "columns": [{"name": "id", "type": "int", "pk": true}]}}]}"#,
-    );
-    db.tandem_ok(&["start", "--complete", setup.to_str().unwrap()]);
-    let blocker = db.client().await;
-    blocker
-        .batch_execute("BEGIN; SELECT * FROM public.items")
-        .await
-        .unwrap();
-    let blocker_pid: i32 = blocker
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let file = migration_file(
-        "02_add.json",
-        r#"{"operations": [{"add_column": {"table": "items", "column": {"name": "note", "type": "text", "nullable": true}}}]}"#,
-    );
+    let (db, blocker, blocker_pid, file) = items_held_by_a_blocker().await;
     let mut args: Vec<&str> = lock_args.to_vec();
     args.extend(["start", "--json", file.to_str().unwrap()]);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -204,4 +163,31 @@ async fn a_given_lock_timeout_is_used_for_every_try() {
             .contains(&format!("pid {blocker_pid}"))),
         "each retry names the blocking session {blocker_pid}: {retries:?}"
     );
+}
+
+/// A table `items` (made by a completed migration) that another session holds a lock on
+/// until it commits, and `02_add.json`, which adds a column to it: a step that must wait.
+async fn items_held_by_a_blocker() -> (TestDb, tokio_postgres::Client, i32, std::path::PathBuf) {
+    let db = TestDb::new().await;
+    db.tandem_ok(&["init"]);
+    let setup = migration_file(
+        "01_items.json",
+        r#"{"operations": [{"create_table": {"name": "items", "columns": [{"name": "id", "type": "int", "pk": true}]}}]}"#,
+    );
+    db.tandem_ok(&["start", "--complete", setup.to_str().unwrap()]);
+    let blocker = db.client().await;
+    blocker
+        .batch_execute("BEGIN; SELECT * FROM public.items")
+        .await
+        .unwrap();
+    let blocker_pid: i32 = blocker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let file = migration_file(
+        "02_add.json",
+        r#"{"operations": [{"add_column": {"table": "items", "column": {"name": "note", "type": "text", "nullable": true}}}]}"#,
+    );
+    (db, blocker, blocker_pid, file)
 }
